@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using static Sessionization.Actors.SinkProtocol;
+using static Sessionization.Actors.UserSessionProtocol;
+
+namespace Sessionization.Actors;
+
+/// <summary>
+/// Carries one planned batch through: reads its visits, sends each touched user its one
+/// <see cref="ApplyBatch"/>, gathers the outcomes, hands them to the sink and reports back to the
+/// coordinator. It holds no durable state: a batch it did not finish is run again from its plan.
+/// </summary>
+public sealed class BatchExecution : ReceiveActor, IWithTimers
+{
+    private readonly BatchPlan _plan;
+    private readonly IActorRef _userSessions;
+    private readonly IActorRef _sink;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<SessionRow> _pending = [];
+    private readonly List<SessionRow> _completed = [];
+    private readonly HashSet<long> _openAfter = [];
+    private Loaded? _loaded;
+    private int _awaiting;
+
+    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
+    {
+        _plan = plan;
+        _userSessions = userSessions;
+        _sink = sink;
+
+        Receive<Loaded>(OnLoaded);
+        Receive<Status.Failure>(f => Fail(Unwrap(f.Cause)));
+        Receive<BatchApplied>(OnApplied);
+        Receive<BatchApplyFailed>(f => Fail($"batch {plan.Batch}: {f.Reason}"));
+        Receive<BatchWritten>(OnWritten);
+        Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
+        Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: timed out after {timeout} with {_awaiting} user sessions still to answer"));
+
+        Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
+        LoadAsync(plan, openUsers, baseDirectory).PipeTo(Self);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
+        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, baseDirectory, userSessions, sink, timeout));
+
+    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<long> ToClose, long Visits, long MaxTimeMicros);
+
+    private sealed class TimedOut
+    {
+        public static TimedOut Instance { get; } = new();
+    }
+
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory)
+    {
+        var visitsTable = VisitsTable.In(baseDirectory);
+        var visits = new List<Visit>();
+        foreach (var file in plan.Files)
+            visits.AddRange(await visitsTable.ReadFileAsync(file));
+        var byUser = BatchGrouping.ByUser(visits);
+        // The users with an open session are those pending after the previous batch; after a restart they come from its output.
+        openUsers ??= plan.Batch == 0
+            ? new HashSet<long>()
+            : (await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1)).Select(r => r.UserId).ToHashSet();
+        var toClose = BatchGrouping.UsersToClose(openUsers, byUser);
+        var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
+        return new Loaded(byUser, toClose, visits.Count, maxTime);
+    }
+
+    private void OnLoaded(Loaded loaded)
+    {
+        _loaded = loaded;
+        _awaiting = loaded.ByUser.Count + loaded.ToClose.Count;
+        foreach (var (userId, visits) in loaded.ByUser)
+            _userSessions.Tell(new ApplyBatch(userId, _plan.Batch, visits));
+        foreach (var userId in loaded.ToClose)
+            _userSessions.Tell(new ApplyBatch(userId, _plan.Batch, []));
+        if (_awaiting == 0)
+            Write();
+    }
+
+    private void OnApplied(BatchApplied applied)
+    {
+        if (applied.Batch != _plan.Batch)
+            return;
+        switch (applied.Outcome)
+        {
+            case SessionPending p:
+                _pending.Add(SessionRow.From(p.Session, _plan.Batch));
+                _openAfter.Add(applied.UserId);
+                break;
+            case SessionCompleted c:
+                _completed.Add(SessionRow.From(c.Session, _plan.Batch));
+                break;
+        }
+
+        if (--_awaiting == 0)
+            Write();
+    }
+
+    private void Write()
+    {
+        // Rows sorted by user so that the same input always writes the same file.
+        _pending.Sort((a, b) => a.UserId.CompareTo(b.UserId));
+        _completed.Sort((a, b) => a.UserId.CompareTo(b.UserId));
+        _sink.Tell(new WriteBatch(_plan.Batch, _completed, _pending, _loaded!.MaxTimeMicros / 1000));
+    }
+
+    private void OnWritten(BatchWritten written)
+    {
+        var loaded = _loaded!;
+        Context.Parent.Tell(new BatchExecuted(
+            _plan,
+            loaded.Visits,
+            loaded.ByUser.Count + loaded.ToClose.Count,
+            _pending.Count,
+            _completed.Count,
+            _openAfter,
+            _clock.Elapsed));
+        Context.Stop(Self);
+    }
+
+    private void Fail(string reason)
+    {
+        Context.Parent.Tell(new BatchExecutionFailed(_plan.Batch, reason));
+        Context.Stop(Self);
+    }
+
+    private static string Unwrap(Exception e) => (e is AggregateException { InnerException: { } inner } ? inner : e).Message;
+}
+
+/// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
+public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, IReadOnlySet<long> OpenUsers, TimeSpan Elapsed);
+
+public sealed record BatchExecutionFailed(long Batch, string Reason);

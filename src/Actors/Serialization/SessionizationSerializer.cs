@@ -1,0 +1,180 @@
+using Akka.Actor;
+using Akka.Serialization;
+using Sessionization.Domain;
+
+namespace Sessionization.Actors.Serialization;
+
+/// <summary>
+/// Compact binary encoding of everything the journal and snapshot store hold. Manifests are short
+/// fixed strings, never CLR type names, so types can move or be renamed without breaking stored data.
+/// </summary>
+public sealed class SessionizationSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    private const string SessionOpenedManifest = "SO";
+    private const string SessionExtendedManifest = "SE";
+    private const string SessionClosedManifest = "SC";
+    private const string UserSessionStateManifest = "US";
+    private const string BatchPlannedManifest = "BP";
+    private const string BatchCommittedManifest = "BC";
+    private const string CoordinatorStateManifest = "CS";
+
+    public override int Identifier => 4711;
+
+    public override string Manifest(object o) => o switch
+    {
+        SessionOpened => SessionOpenedManifest,
+        SessionExtended => SessionExtendedManifest,
+        SessionClosed => SessionClosedManifest,
+        UserSessionState => UserSessionStateManifest,
+        BatchPlanned => BatchPlannedManifest,
+        BatchCommitted => BatchCommittedManifest,
+        CoordinatorState => CoordinatorStateManifest,
+        _ => throw new ArgumentException($"{o.GetType()} is not a persisted sessionization record"),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+            Write(w, obj);
+        return buffer.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
+        return manifest switch
+        {
+            SessionOpenedManifest => new SessionOpened(r.ReadInt64(), ReadVisits(r)),
+            SessionExtendedManifest => new SessionExtended(r.ReadInt64(), ReadVisits(r)),
+            SessionClosedManifest => new SessionClosed(r.ReadInt64()),
+            UserSessionStateManifest => new UserSessionState(r.ReadInt64(), r.ReadInt64(), ReadSession(r), ReadSession(r)),
+            BatchPlannedManifest => new BatchPlanned(ReadPlan(r)),
+            BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()),
+            CoordinatorStateManifest => new CoordinatorState(
+                r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? ReadCommitted(r) : null),
+            _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
+        };
+    }
+
+    private static void Write(BinaryWriter w, object obj)
+    {
+        switch (obj)
+        {
+            case SessionOpened e:
+                w.Write(e.Batch);
+                WriteVisits(w, e.Visits);
+                break;
+            case SessionExtended e:
+                w.Write(e.Batch);
+                WriteVisits(w, e.Visits);
+                break;
+            case SessionClosed e:
+                w.Write(e.Batch);
+                break;
+            case UserSessionState s:
+                w.Write(s.UserId);
+                w.Write(s.LastAppliedBatch);
+                WriteSession(w, s.Open);
+                WriteSession(w, s.ClosedInLastBatch);
+                break;
+            case BatchPlanned e:
+                WritePlan(w, e.Plan);
+                break;
+            case BatchCommitted e:
+                w.Write(e.Batch);
+                WriteCursor(w, e.Cursor);
+                w.Write(e.Visits);
+                w.Write(e.Pending);
+                w.Write(e.Completed);
+                break;
+            case CoordinatorState s:
+                w.Write(s.NextBatch);
+                WriteCursor(w, s.Cursor);
+                w.Write(s.InFlight is not null);
+                if (s.InFlight is not null)
+                    WritePlan(w, s.InFlight);
+                w.Write(s.LastCommitted is not null);
+                if (s.LastCommitted is { } c)
+                {
+                    w.Write(c.Batch);
+                    w.Write(c.LastVersion);
+                    w.Write(c.Visits);
+                    w.Write(c.Pending);
+                    w.Write(c.Completed);
+                }
+
+                break;
+            default:
+                throw new ArgumentException($"{obj.GetType()} is not a persisted sessionization record");
+        }
+    }
+
+    private static void WriteVisits(BinaryWriter w, IReadOnlyList<PageVisit> visits)
+    {
+        w.Write7BitEncodedInt(visits.Count);
+        foreach (var v in visits)
+        {
+            w.Write(v.TimeMicros);
+            w.Write(v.Page);
+        }
+    }
+
+    private static PageVisit[] ReadVisits(BinaryReader r)
+    {
+        var visits = new PageVisit[r.Read7BitEncodedInt()];
+        for (var i = 0; i < visits.Length; i++)
+            visits[i] = new PageVisit(r.ReadInt64(), r.ReadString());
+        return visits;
+    }
+
+    private static void WriteSession(BinaryWriter w, Session? session)
+    {
+        w.Write(session is not null);
+        if (session is null)
+            return;
+        w.Write(session.UserId);
+        w.Write(session.StartBatch);
+        WriteVisits(w, session.Visits);
+    }
+
+    private static Session? ReadSession(BinaryReader r) =>
+        r.ReadBoolean() ? new Session(r.ReadInt64(), r.ReadInt64(), ReadVisits(r)) : null;
+
+    private static void WriteCursor(BinaryWriter w, SourceCursor c)
+    {
+        w.Write(c.Version);
+        w.Write(c.FileIndex);
+    }
+
+    private static SourceCursor ReadCursor(BinaryReader r) => new(r.ReadInt64(), r.ReadInt32());
+
+    private static void WritePlan(BinaryWriter w, BatchPlan plan)
+    {
+        w.Write(plan.Batch);
+        WriteCursor(w, plan.From);
+        WriteCursor(w, plan.To);
+        w.Write7BitEncodedInt(plan.Files.Count);
+        foreach (var f in plan.Files)
+        {
+            w.Write(f.Version);
+            w.Write(f.Index);
+            w.Write(f.Path);
+            w.Write(f.Size);
+        }
+    }
+
+    private static BatchPlan ReadPlan(BinaryReader r)
+    {
+        var batch = r.ReadInt64();
+        var from = ReadCursor(r);
+        var to = ReadCursor(r);
+        var files = new SourceFile[r.Read7BitEncodedInt()];
+        for (var i = 0; i < files.Length; i++)
+            files[i] = new SourceFile(r.ReadInt64(), r.ReadInt32(), r.ReadString(), r.ReadInt64());
+        return new BatchPlan(batch, from, to, files);
+    }
+
+    private static CommittedBatch ReadCommitted(BinaryReader r) =>
+        new(r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
+}

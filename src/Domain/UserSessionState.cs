@@ -1,0 +1,75 @@
+namespace Sessionization.Domain;
+
+/// <summary>An event of one user's session; each batch produces at most one per user.</summary>
+public interface IUserSessionEvent : IPersistedRecord
+{
+    long Batch { get; }
+}
+
+public sealed record SessionOpened(long Batch, IReadOnlyList<PageVisit> Visits) : IUserSessionEvent
+{
+    public bool Equals(SessionOpened? other) => other is not null && Batch == other.Batch && Visits.SequenceEqual(other.Visits);
+
+    public override int GetHashCode() => HashCode.Combine(Batch, Visits.Count);
+}
+
+public sealed record SessionExtended(long Batch, IReadOnlyList<PageVisit> Visits) : IUserSessionEvent
+{
+    public bool Equals(SessionExtended? other) => other is not null && Batch == other.Batch && Visits.SequenceEqual(other.Visits);
+
+    public override int GetHashCode() => HashCode.Combine(Batch, Visits.Count);
+}
+
+public sealed record SessionClosed(long Batch) : IUserSessionEvent;
+
+/// <summary>What one batch did to one user's session.</summary>
+public abstract record BatchOutcome(long Batch, Session Session);
+
+/// <summary>The session is still open after the batch.</summary>
+public sealed record SessionPending(long Batch, Session Session) : BatchOutcome(Batch, Session);
+
+/// <summary>The session ended in the batch.</summary>
+public sealed record SessionCompleted(long Batch, Session Session) : BatchOutcome(Batch, Session);
+
+/// <summary>
+/// One user's session state. <see cref="Decide"/> turns a batch's visits into at most one event;
+/// <see cref="Apply"/> folds an event in. Remembering the last applied batch and the session it closed
+/// lets a replayed batch be answered with the outcome already recorded instead of being applied twice.
+/// </summary>
+public sealed record UserSessionState(long UserId, long LastAppliedBatch, Session? Open, Session? ClosedInLastBatch) : IPersistedRecord
+{
+    public const long NoBatch = -1;
+
+    public static UserSessionState Empty(long userId) => new(userId, NoBatch, null, null);
+
+    /// <summary>
+    /// The event for <paramref name="batch"/>, or null when there is nothing to record: the batch was
+    /// applied already, or the user has neither visits in it nor an open session.
+    /// </summary>
+    public IUserSessionEvent? Decide(long batch, IReadOnlyList<PageVisit> visitsInBatch)
+    {
+        if (batch <= LastAppliedBatch)
+            return null;
+        if (visitsInBatch.Count == 0)
+            return Open is null ? null : new SessionClosed(batch);
+        return Open is null ? new SessionOpened(batch, visitsInBatch) : new SessionExtended(batch, visitsInBatch);
+    }
+
+    public UserSessionState Apply(IUserSessionEvent @event) => @event switch
+    {
+        SessionOpened e => new UserSessionState(UserId, e.Batch, Session.Open(UserId, e.Batch, e.Visits), null),
+        SessionExtended e when Open is not null => new UserSessionState(UserId, e.Batch, Open.Extend(e.Visits), null),
+        SessionClosed e when Open is not null => new UserSessionState(UserId, e.Batch, null, Open),
+        _ => throw new InvalidOperationException($"{@event.GetType().Name} for batch {@event.Batch} does not apply to user {UserId} (open session: {Open is not null})"),
+    };
+
+    /// <summary>The outcome recorded for <paramref name="batch"/>, or null if this user took no part in it.</summary>
+    public BatchOutcome? OutcomeOf(long batch)
+    {
+        if (batch != LastAppliedBatch)
+            return null;
+        if (Open is not null)
+            return new SessionPending(batch, Open);
+        return ClosedInLastBatch is null ? null : new SessionCompleted(batch, ClosedInLastBatch);
+    }
+}

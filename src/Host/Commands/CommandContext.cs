@@ -1,0 +1,25 @@
+using Akka.Configuration;
+using Sessionization.Actors;
+using Sessionization.Host.Configuration;
+using Sessionization.Host.Runtime;
+
+namespace Sessionization.Host.Commands;
+
+/// <summary>What every command needs: the merged configuration, the typed settings and where to print.</summary>
+public sealed class CommandContext(Config config, TextWriter output)
+{
+    public Config Config { get; } = config;
+
+    public SessionizationSettings Settings { get; } = SessionizationConfig.Settings(config);
+
+    public TextWriter Output { get; } = output;
+
+    public string BaseDirectory => Settings.BaseDirectory;
+
+    /// <summary>Read commands never create the base directory; a missing one is the user's mistake to hear about.</summary>
+    public void RequireBaseDirectory()
+    {
+        if (!Directory.Exists(BaseDirectory))
+            throw new UserFacingException($"base directory {BaseDirectory} does not exist (set --base-dir, or run generate-new-rows first)");
+    }
+}

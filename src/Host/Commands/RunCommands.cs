@@ -1,0 +1,81 @@
+using System.Globalization;
+using Sessionization.Actors;
+using Sessionization.Domain;
+using Sessionization.Host.Configuration;
+using Sessionization.Host.Runtime;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Host.Commands;
+
+/// <summary>The coordinator's commands: drain-and-exit, long-running worker, and status.</summary>
+public static class RunCommands
+{
+    public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(context.BaseDirectory);
+        using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "run");
+        await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
+        var batches = await runtime.RunUntilDrainedAsync(context.Settings.MaxFilesPerBatch, r => context.Output.WriteLine(Describe(r)), cancellationToken);
+        context.Output.WriteLine(batches == 0
+            ? "run: no new visits since the last checkpoint; no batch formed"
+            : $"run: {batches} batch{(batches == 1 ? "" : "es")} committed");
+        return 0;
+    }
+
+    public static async Task<int> WorkerAsync(CommandContext context, CancellationToken stop)
+    {
+        Directory.CreateDirectory(context.BaseDirectory);
+        using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "worker");
+        await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, stop);
+        context.Output.WriteLine($"worker: polling {VisitsTable.In(context.BaseDirectory).Delta.Root} every {context.Settings.PollInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s; Ctrl+C or SIGTERM stops");
+        await runtime.PollUntilStoppedAsync(
+            context.Settings.MaxFilesPerBatch,
+            context.Settings.PollInterval,
+            r => context.Output.WriteLine(Describe(r)),
+            reason => Console.Error.WriteLine($"sessionize: worker: {reason} (retrying at the next poll)"),
+            stop);
+        context.Output.WriteLine("worker: stopping; a batch in flight is not committed and will run again");
+        return 0;
+    }
+
+    public static string Describe(CoordinatorProtocol.BatchReport r) =>
+        string.Create(CultureInfo.InvariantCulture, $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]");
+
+    public static async Task<int> StatusAsync(CommandContext context, CancellationToken cancellationToken)
+    {
+        context.RequireBaseDirectory();
+        var visits = VisitsTable.In(context.BaseDirectory);
+        var available = visits.Delta.LatestVersion();
+        var state = CoordinatorState.Initial;
+        var stateDirectory = SessionizationConfig.StateDirectory(context.BaseDirectory);
+        if (!SessionizationConfig.IsSqlite(context.Config) || File.Exists(Path.Combine(stateDirectory, "journal.db")))
+        {
+            await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
+            state = await runtime.GetStateAsync(cancellationToken);
+        }
+
+        var o = context.Output;
+        o.WriteLine($"base directory:         {context.BaseDirectory}");
+        if (state.LastCommitted is { } last)
+        {
+            var pending = (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
+            o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");
+            o.WriteLine($"visits-table version:   consumed {last.LastVersion}, available {Show(available)}");
+            o.WriteLine($"pending sessions:       {pending}");
+            var retained = Math.Min(context.Settings.RetainCheckpoints, state.NextBatch);
+            o.WriteLine($"retained checkpoints:   {retained} (start of batches {state.NextBatch - retained + 1}..{state.NextBatch})");
+        }
+        else
+        {
+            o.WriteLine("last committed batch:   none");
+            o.WriteLine($"visits-table version:   consumed none, available {Show(available)}");
+            o.WriteLine("pending sessions:       0");
+            o.WriteLine("retained checkpoints:   0");
+        }
+
+        o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
+        return 0;
+    }
+
+    private static string Show(long? version) => version?.ToString(CultureInfo.InvariantCulture) ?? "none (no visits_table)";
+}

@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Sessionization.Domain;
+using Sessionization.Host.Input;
+using Sessionization.Host.Output;
+using Sessionization.Host.Runtime;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Host.Commands;
+
+/// <summary>Commands that write visits or print tables.</summary>
+public static class TableCommands
+{
+    public static async Task<int> GenerateSeedRowsAsync(CommandContext context, IReadOnlyList<(long UserId, string Page)> rows, string operation)
+    {
+        var visits = SeedRows.Stamp(rows, () => Timestamps.ToMicros(DateTime.UtcNow));
+        return await AppendAsync(context, visits, operation);
+    }
+
+    public static async Task<int> AppendVisitsAsync(CommandContext context, string file)
+    {
+        List<Visit> visits;
+        if (file == "-")
+        {
+            visits = VisitsCsv.Parse(Console.In, "standard input");
+        }
+        else
+        {
+            if (!File.Exists(file))
+                throw new UserFacingException($"{file}: no such file");
+            using var reader = new StreamReader(file);
+            visits = VisitsCsv.Parse(reader, file);
+        }
+
+        if (visits.Count == 0)
+        {
+            context.Output.WriteLine($"{file}: no visits; nothing appended");
+            return 0;
+        }
+
+        return await AppendAsync(context, visits, "append-visits");
+    }
+
+    public static async Task<int> GenerateAsync(CommandContext context, long users, long visits, int commits, ulong seed, DateTimeOffset start)
+    {
+        if (users < 1 || visits < 0 || commits < 1)
+            throw new UserFacingException("generate needs --users >= 1, --visits >= 0 and --commits >= 1");
+        Directory.CreateDirectory(context.BaseDirectory);
+        var table = VisitsTable.In(context.BaseDirectory);
+        long first = -1, last = -1;
+        foreach (var commit in SyntheticVisits.Generate(users, visits, commits, seed, start))
+        {
+            last = await table.AppendAsync(commit, "generate");
+            first = first < 0 ? last : first;
+        }
+
+        context.Output.WriteLine($"generated {visits} visits over {users} users in {commits} commits (versions {first}..{last}) in {table.Delta.Root}");
+        return 0;
+    }
+
+    private static async Task<int> AppendAsync(CommandContext context, List<Visit> visits, string operation)
+    {
+        Directory.CreateDirectory(context.BaseDirectory);
+        var table = VisitsTable.In(context.BaseDirectory);
+        var version = await table.AppendAsync(visits, operation);
+        context.Output.WriteLine($"appended {visits.Count} visits to {VisitsTable.DirectoryName} as version {version}");
+        return 0;
+    }
+
+    public static async Task<int> ReadTablesAsync(CommandContext context, OutputFormat format, int limit)
+    {
+        context.RequireBaseDirectory();
+        var table = VisitsTable.In(context.BaseDirectory);
+        if (!table.Delta.Exists)
+            throw new UserFacingException($"no {VisitsTable.DirectoryName} in {context.BaseDirectory} (run generate-new-rows or append-visits first)");
+        var visits = new List<Visit>();
+        foreach (var file in table.FilesFrom(SourceCursor.Start))
+            visits.AddRange(await table.ReadFileAsync(file));
+
+        var cells = visits.Select(v => (IReadOnlyList<string?>)[Num(v.UserId), Timestamps.ToSparkString(v.VisitTimeMicros), v.Page]).ToList();
+        var values = visits.Select(v => (IReadOnlyList<JsonNode?>)[v.UserId, Timestamps.ToIsoString(v.VisitTimeMicros), v.Page]).ToList();
+        var output = new TitledTable("VISITS", "visits", ["user_id", "visit_time", "page"], cells, values);
+        context.Output.Write(TableOutput.Render([output], format, withTitles: false, limit));
+        return 0;
+    }
+
+    public static async Task<int> ReadSessionTablesAsync(CommandContext context, OutputFormat format, bool wide, int limit)
+    {
+        context.RequireBaseDirectory();
+        var pending = await Sorted(SessionTable.Pending(context.BaseDirectory));
+        var completed = await Sorted(SessionTable.Completed(context.BaseDirectory));
+
+        string[] pendingColumns = wide
+            ? ["user_id", "concatenated_pages", "batch_number", "start_time", "end_time", "visit_count"]
+            : ["user_id", "concatenated_pages", "batch_number"];
+        string[] completedColumns = wide
+            ? ["user_id", "concatenated_pages", "start_time", "end_time", "visit_count", "batch_number"]
+            : ["user_id", "concatenated_pages"];
+        var tables = new[]
+        {
+            Project("PENDING SESSIONS", "pending_sessions", pendingColumns, pending),
+            Project("SESSIONS", "sessions", completedColumns, completed),
+        };
+        context.Output.Write(TableOutput.Render(tables, format, withTitles: true, limit));
+        return 0;
+    }
+
+    private static async Task<List<SessionRow>> Sorted(SessionTable table)
+    {
+        var rows = await table.ReadAllAsync();
+        rows.Sort((a, b) => a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber) : a.UserId.CompareTo(b.UserId));
+        return rows;
+    }
+
+    private static TitledTable Project(string title, string jsonName, string[] columns, List<SessionRow> rows)
+    {
+        var cells = rows.Select(r => (IReadOnlyList<string?>)columns.Select(c => Cell(r, c)).ToList()).ToList();
+        var values = rows.Select(r => (IReadOnlyList<JsonNode?>)columns.Select(c => Value(r, c)).ToList()).ToList();
+        return new TitledTable(title, jsonName, columns, cells, values);
+    }
+
+    private static string Cell(SessionRow r, string column) => column switch
+    {
+        "user_id" => Num(r.UserId),
+        "concatenated_pages" => r.ConcatenatedPages,
+        "batch_number" => Num(r.BatchNumber),
+        "start_time" => Timestamps.ToSparkString(r.StartTimeMicros),
+        "end_time" => Timestamps.ToSparkString(r.EndTimeMicros),
+        "visit_count" => Num(r.VisitCount),
+        _ => throw new ArgumentOutOfRangeException(nameof(column)),
+    };
+
+    private static JsonNode? Value(SessionRow r, string column) => column switch
+    {
+        "user_id" => r.UserId,
+        "batch_number" => r.BatchNumber,
+        "visit_count" => r.VisitCount,
+        "start_time" => Timestamps.ToIsoString(r.StartTimeMicros),
+        "end_time" => Timestamps.ToIsoString(r.EndTimeMicros),
+        _ => Cell(r, column),
+    };
+
+    private static string Num(long value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,97 @@
+using System.Globalization;
+using Akka.Configuration;
+using Sessionization.Actors;
+
+namespace Sessionization.Host.Configuration;
+
+/// <summary>Overrides given on the command line; null means "not given".</summary>
+public sealed record CommandLineOverrides(
+    string? BaseDirectory = null,
+    int? MaxFilesPerBatch = null,
+    TimeSpan? PollInterval = null,
+    string? Provider = null,
+    string? ConnectionString = null);
+
+/// <summary>
+/// Builds the one configuration the process runs with: HOCON defaults from <c>hocon/</c>, overridden by
+/// <c>SESSIONIZATION_*</c> environment variables, overridden by command-line flags.
+/// </summary>
+public static class SessionizationConfig
+{
+    public static string HoconDirectory => Path.Combine(AppContext.BaseDirectory, "hocon");
+
+    public static Config Build(CommandLineOverrides flags, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        var defaults = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconDirectory, "sessionization.conf")));
+
+        var overrides = new List<string>();
+        void Set(string key, string? value)
+        {
+            if (!string.IsNullOrEmpty(value))
+                overrides.Add($"{key} = {Quote(value)}");
+        }
+
+        string? Env(string name) => environment.TryGetValue(name, out var v) ? v : null;
+
+        // Environment first, flags after: a later HOCON line wins over an earlier one.
+        Set("sessionization.base-dir", Env("SESSIONIZATION_BASE_DIR"));
+        Set("sessionization.max-files-per-batch", Env("SESSIONIZATION_MAX_FILES_PER_BATCH"));
+        Set("sessionization.poll-interval", Env("SESSIONIZATION_POLL_INTERVAL"));
+        Set("sessionization.persistence.provider", Env("SESSIONIZATION_PERSISTENCE_PROVIDER"));
+        Set("sessionization.persistence.connection-string", Env("SESSIONIZATION_CONNECTION_STRING"));
+        Set("sessionization.base-dir", flags.BaseDirectory);
+        Set("sessionization.max-files-per-batch", flags.MaxFilesPerBatch?.ToString(CultureInfo.InvariantCulture));
+        Set("sessionization.poll-interval", flags.PollInterval is { } p ? $"{(long)p.TotalMilliseconds}ms" : null);
+        Set("sessionization.persistence.provider", flags.Provider);
+        Set("sessionization.persistence.connection-string", flags.ConnectionString);
+
+        var config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(defaults)
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+        return WithPersistence(config);
+    }
+
+    /// <summary>Points the journal and snapshot store at the configured database.</summary>
+    private static Config WithPersistence(Config config)
+    {
+        var provider = config.GetString("sessionization.persistence.provider").ToLowerInvariant();
+        string journal, snapshots;
+        switch (provider)
+        {
+            case "sqlite":
+                var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
+                // SQLite has one writer: journal and snapshots in separate files so neither waits for the other.
+                journal = $"Data Source={Path.Combine(state, "journal.db")};Default Timeout=30";
+                snapshots = $"Data Source={Path.Combine(state, "snapshots.db")};Default Timeout=30";
+                break;
+            case "postgresql":
+                journal = snapshots = config.GetString("sessionization.persistence.connection-string");
+                if (string.IsNullOrWhiteSpace(journal))
+                    throw new ConfigurationException("sessionization.persistence.provider is postgresql but no connection string is set (--connection-string or SESSIONIZATION_CONNECTION_STRING)");
+                config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconDirectory, "postgresql.conf"))).WithFallback(config);
+                break;
+            default:
+                throw new ConfigurationException($"sessionization.persistence.provider '{provider}' is not supported (use sqlite or postgresql)");
+        }
+
+        return ConfigurationFactory.ParseString(
+            $"akka.persistence.journal.sql.connection-string = {Quote(journal)}\n" +
+            $"akka.persistence.snapshot-store.sql.connection-string = {Quote(snapshots)}").WithFallback(config);
+    }
+
+    public static string StateDirectory(string baseDirectory) => Path.Combine(baseDirectory, "state");
+
+    public static SessionizationSettings Settings(Config config)
+    {
+        var settings = SessionizationSettings.FromConfig(config);
+        if (settings.MaxFilesPerBatch < 1)
+            throw new ConfigurationException($"max-files-per-batch must be at least 1 (got {settings.MaxFilesPerBatch})");
+        return settings with { BaseDirectory = Path.GetFullPath(settings.BaseDirectory) };
+    }
+
+    public static bool IsSqlite(Config config) =>
+        config.GetString("sessionization.persistence.provider").Equals("sqlite", StringComparison.OrdinalIgnoreCase);
+
+    private static string Quote(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}

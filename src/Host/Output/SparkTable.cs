@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text;
+
+namespace Sessionization.Host.Output;
+
+/// <summary>Renders rows the way Spark's <c>DataFrame.show(truncate=False)</c> does: left-aligned cells, minimum width 3.</summary>
+public static class SparkTable
+{
+    public static string Render(IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string?>> rows, int limit = 0)
+    {
+        var shown = limit > 0 ? rows.Take(limit).ToList() : rows;
+        var widths = headers.Select(h => Math.Max(3, Width(h))).ToArray();
+        foreach (var row in shown)
+            for (var i = 0; i < widths.Length; i++)
+                widths[i] = Math.Max(widths[i], Width(row[i] ?? "null"));
+
+        var separator = "+" + string.Join("+", widths.Select(w => new string('-', w))) + "+\n";
+        var text = new StringBuilder(separator);
+        AppendRow(text, headers, widths);
+        text.Append(separator);
+        foreach (var row in shown)
+            AppendRow(text, row, widths);
+        text.Append(separator);
+        if (limit > 0 && rows.Count > limit)
+            text.Append(CultureInfo.InvariantCulture, $"only showing top {limit} rows\n");
+        return text.ToString();
+    }
+
+    private static void AppendRow(StringBuilder text, IReadOnlyList<string?> cells, int[] widths)
+    {
+        text.Append('|');
+        for (var i = 0; i < widths.Length; i++)
+        {
+            var cell = cells[i] ?? "null";
+            text.Append(cell).Append(' ', widths[i] - Width(cell)).Append('|');
+        }
+
+        text.Append('\n');
+    }
+
+    /// <summary>Display width as Spark counts it: East Asian wide and full-width characters take two columns.</summary>
+    public static int Width(string text)
+    {
+        var width = 0;
+        foreach (var rune in text.EnumerateRunes())
+            width += IsWide(rune.Value) ? 2 : 1;
+        return width;
+    }
+
+    private static bool IsWide(int c) =>
+        c is >= 0x1100 and <= 0x115F
+            or >= 0x2E80 and <= 0xA4CF
+            or >= 0xAC00 and <= 0xD7A3
+            or >= 0xF900 and <= 0xFAFF
+            or >= 0xFE30 and <= 0xFE4F
+            or >= 0xFF00 and <= 0xFF60
+            or >= 0xFFE0 and <= 0xFFE6
+            or >= 0x1F300 and <= 0x1F64F
+            or >= 0x1F900 and <= 0x1F9FF
+            or >= 0x20000 and <= 0x3FFFD;
+}

@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Globalization;
+using Akka.Configuration;
+using Sessionization.Host.Commands;
+using Sessionization.Host.Configuration;
+using Sessionization.Host.Input;
+using Sessionization.Host.Output;
+using Sessionization.Host.Runtime;
+using Sessionization.Persistence.Delta;
+
+namespace Sessionization.Host;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = BuildCommandLine();
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            Console.Error.WriteLine($"sessionize: {parsed.Errors[0].Message} (see 'sessionize --help')");
+            return 2;
+        }
+
+        try
+        {
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (Describe(e) is { } message)
+        {
+            Console.Error.WriteLine($"sessionize: {message}");
+            return 1;
+        }
+    }
+
+    /// <summary>The one line a user sees for a failure; unexpected exceptions keep their type name so they can be reported.</summary>
+    private static string? Describe(Exception e) => e switch
+    {
+        AggregateException { InnerException: { } inner } => Describe(inner),
+        OperationCanceledException => "cancelled",
+        UserFacingException or DeltaTableException or ConfigurationException => e.Message,
+        UnauthorizedAccessException or IOException => e.Message,
+        _ => $"{e.GetType().Name}: {e.Message}",
+    };
+
+    public static RootCommand BuildCommandLine()
+    {
+        var baseDir = new Option<string?>("--base-dir")
+        {
+            Description = "Directory holding visits_table, pending_sessions, sessions and the state databases (default ./data; env SESSIONIZATION_BASE_DIR)",
+            Recursive = true,
+        };
+        var root = new RootCommand("Incremental sessionizer: reads new visits from a Delta table, keeps open sessions in persistent actors, writes finished sessions.");
+        root.Options.Add(baseDir);
+
+        CommandContext Context(ParseResult p, CommandLineOverrides? extra = null) =>
+            new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir) }), Console.Out);
+
+        var demo = new Command("demo", "Run the seed's walkthrough (steps 1-12) in a fresh directory, printing every table");
+        demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct));
+        root.Subcommands.Add(demo);
+
+        var newRows = new Command("generate-new-rows", "Append the seed's first rows (users 1,1,2,3 visit page_1..page_4) at the current UTC time, as one commit");
+        newRows.SetAction(p => TableCommands.GenerateSeedRowsAsync(Context(p), SeedRows.NewRows, "generate-new-rows"));
+        root.Subcommands.Add(newRows);
+
+        var closingRows = new Command("generate-closing-rows", "Append the seed's closing rows (user 3 page_1.html, user 4 page_2.html), as one commit");
+        closingRows.SetAction(p => TableCommands.GenerateSeedRowsAsync(Context(p), SeedRows.ClosingRows, "generate-closing-rows"));
+        root.Subcommands.Add(closingRows);
+
+        var file = new Argument<string>("FILE") { Description = "CSV file with header user_id,visit_time,page (ISO-8601 times); - reads standard input" };
+        var append = new Command("append-visits", "Append visits from a CSV file as one commit; nothing is committed if any row is bad") { file };
+        append.SetAction(p => TableCommands.AppendVisitsAsync(Context(p), p.GetValue(file)!));
+        root.Subcommands.Add(append);
+
+        var format = new Option<OutputFormat>("--format") { Description = "Output format: table (Spark's show layout), csv or json", DefaultValueFactory = _ => OutputFormat.Table };
+        var limit = new Option<int>("--limit") { Description = "Show at most this many rows per table in table format (0: all)", DefaultValueFactory = _ => 0 };
+
+        var readTables = new Command("read-tables", "Print the visits table like Spark's show(truncate=False)") { format, limit };
+        readTables.SetAction(p => TableCommands.ReadTablesAsync(Context(p), p.GetValue(format), p.GetValue(limit)));
+        root.Subcommands.Add(readTables);
+
+        var wide = new Option<bool>("--wide") { Description = "Add start_time, end_time, visit_count (and batch_number for sessions)" };
+        var readSessions = new Command("read-session-tables", "Print PENDING SESSIONS and SESSIONS ordered by batch_number, user_id") { format, limit, wide };
+        readSessions.SetAction(p => TableCommands.ReadSessionTablesAsync(Context(p), p.GetValue(format), p.GetValue(wide), p.GetValue(limit)));
+        root.Subcommands.Add(readSessions);
+
+        var maxFiles = new Option<int?>("--max-files-per-batch") { Description = "Upper bound on visits-table data files per batch (default 1000)" };
+        var provider = new Option<string?>("--provider") { Description = "State store: sqlite (embedded, default) or postgresql" };
+        var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL connection string (with --provider postgresql)" };
+
+        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, provider, connection };
+        run.SetAction((p, ct) => RunCommands.RunAsync(
+            Context(p, new CommandLineOverrides(MaxFilesPerBatch: p.GetValue(maxFiles), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct));
+        root.Subcommands.Add(run);
+
+        var poll = new Option<string?>("--poll-interval") { Description = "How often to look for new commits, e.g. 1s, 500ms, 2m (default 1s)" };
+        var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM") { maxFiles, poll, provider, connection };
+        worker.SetAction((p, ct) => RunCommands.WorkerAsync(
+            Context(p, new CommandLineOverrides(
+                MaxFilesPerBatch: p.GetValue(maxFiles), PollInterval: ParseInterval(p.GetValue(poll)), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))),
+            ct));
+        root.Subcommands.Add(worker);
+
+        var status = new Command("status", "Show the last committed batch, visits-table versions, pending sessions and retained checkpoints") { provider, connection };
+        status.SetAction((p, ct) => RunCommands.StatusAsync(Context(p, new CommandLineOverrides(Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct));
+        root.Subcommands.Add(status);
+
+        var users = new Option<long>("--users") { Description = "Number of distinct users (ids 1..U)", Required = true };
+        var visits = new Option<long>("--visits") { Description = "Number of visits in all", Required = true };
+        var commits = new Option<int>("--commits") { Description = "Number of commits to spread them over", DefaultValueFactory = _ => 1 };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed; the same seed gives the same visits", DefaultValueFactory = _ => 1 };
+        var start = new Option<DateTimeOffset>("--start")
+        {
+            Description = "UTC time of the first commit's hour (default 2026-01-01T00:00:00Z)",
+            DefaultValueFactory = _ => SyntheticVisits.DefaultStart,
+        };
+        var generate = new Command("generate", "Append synthetic visits: N visits over U users in C commits, deterministic for a seed") { users, visits, commits, seed, start };
+        generate.SetAction(p => TableCommands.GenerateAsync(Context(p), p.GetValue(users), p.GetValue(visits), p.GetValue(commits), p.GetValue(seed), p.GetValue(start)));
+        root.Subcommands.Add(generate);
+
+        return root;
+    }
+
+    private static TimeSpan? ParseInterval(string? text)
+    {
+        if (text is null)
+            return null;
+        var t = text.Trim();
+        (string Suffix, double Millis)[] units = [("ms", 1), ("s", 1000), ("m", 60_000)];
+        foreach (var (suffix, millis) in units)
+            if (t.EndsWith(suffix, StringComparison.Ordinal) && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n > 0)
+                return TimeSpan.FromMilliseconds(n * millis);
+        throw new UserFacingException($"--poll-interval '{text}' is not a duration like 500ms, 1s or 2m");
+    }
+}

@@ -1,0 +1,137 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Sessionization.Actors;
+using Sessionization.Host.Configuration;
+using Sessionization.Domain;
+using static Sessionization.Actors.CoordinatorProtocol;
+
+namespace Sessionization.Host.Runtime;
+
+/// <summary>
+/// The actor system on the .NET Generic Host through Akka.Hosting: the user-session parent, the sink and the
+/// batch coordinator, configured from the HOCON built by <see cref="SessionizationConfig"/>.
+/// </summary>
+public sealed class SessionizerRuntime : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private SessionizerRuntime(IHost host, IActorRef coordinator, ActorSystem system)
+    {
+        _host = host;
+        Coordinator = coordinator;
+        System = system;
+    }
+
+    public IActorRef Coordinator { get; }
+
+    public ActorSystem System { get; }
+
+    public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, CancellationToken cancellationToken)
+    {
+        if (SessionizationConfig.IsSqlite(config))
+            PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
+
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.ClearProviders();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        builder.Services.AddAkka("sessionization", akka =>
+        {
+            akka.AddHocon(config, HoconAddMode.Append);
+            akka.WithActors((system, registry) =>
+            {
+                var users = system.ActorOf(UserSessions.Props(settings.SnapshotEvery), "user-sessions");
+                var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory), "session-sink");
+                registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, users, sink), BatchCoordinator.Id));
+            });
+        });
+
+        var host = builder.Build();
+        await host.StartAsync(cancellationToken);
+        var registry = host.Services.GetRequiredService<ActorRegistry>();
+        return new SessionizerRuntime(host, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
+    }
+
+    /// <summary>Creates the state files in WAL mode once, so readers never wait for the journal's writer.</summary>
+    private static void PrepareSqlite(string stateDirectory)
+    {
+        Directory.CreateDirectory(stateDirectory);
+        foreach (var file in new[] { "journal.db", "snapshots.db" })
+        {
+            var path = Path.Combine(stateDirectory, file);
+            try
+            {
+                using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+                connection.Open();
+                using var command = connection.CreateCommand();
+                command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA quick_check;";
+                using var reader = command.ExecuteReader();
+                reader.NextResult();
+                if (reader.Read() && reader.GetString(0) != "ok")
+                    throw new UserFacingException($"state database {path} is corrupt: {reader.GetString(0)}");
+            }
+            catch (SqliteException e)
+            {
+                throw new UserFacingException($"state database {path} cannot be opened: {e.Message.Split('\n')[0]}");
+            }
+        }
+    }
+
+    /// <summary>Drain-and-exit: processes every committed visit, reporting each batch as it commits.</summary>
+    public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, Action<BatchReport> onBatch, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Action<string> failuresEndTheRun = _ => { };
+        var coordinator = Coordinator;
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onBatch, failuresEndTheRun, done, coordinator, true)));
+        cancellationToken.Register(() => done.TrySetCanceled());
+        Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter));
+        return done.Task;
+    }
+
+    /// <summary>Long-running: polls until <paramref name="stop"/> fires; failed batches are reported and retried.</summary>
+    public async Task PollUntilStoppedAsync(int maxFilesPerBatch, TimeSpan interval, Action<BatchReport> onBatch, Action<string> onFailure, CancellationToken stop)
+    {
+        var never = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var coordinator = Coordinator;
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onBatch, onFailure, never, coordinator, false)));
+        Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter));
+        await using (stop.Register(() => never.TrySetResult(0)))
+            await never.Task;
+        stop.ThrowIfCancellationRequested();
+    }
+
+    public async Task<CoordinatorState> GetStateAsync(CancellationToken cancellationToken) =>
+        (await Coordinator.Ask<StatusResult>(GetStatus.Instance, TimeSpan.FromSeconds(60), cancellationToken)).State;
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+    }
+
+    /// <summary>Receives the coordinator's reports at the edge and turns them into console output and a result.</summary>
+    private sealed class RunReporter : ReceiveActor
+    {
+        public RunReporter(Action<BatchReport> onBatch, Action<string> onFailure, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
+        {
+            Context.Watch(coordinator);
+            Receive<BatchReport>(onBatch);
+            Receive<RunFinished>(f => done.TrySetResult(f.Batches));
+            Receive<RunFailed>(f =>
+            {
+                if (failuresEndTheRun)
+                    done.TrySetException(new UserFacingException(f.Reason));
+                else
+                    onFailure(f.Reason);
+            });
+            // The coordinator stops only when it cannot go on (its journal or snapshot store failed); say why.
+            Receive<Terminated>(_ => done.TrySetException(new UserFacingException(
+                $"the batch coordinator stopped: {OneLineLogger.LastError ?? "see the log above"}")));
+        }
+    }
+}

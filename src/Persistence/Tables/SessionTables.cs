@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Parquet;
+using Parquet.Schema;
+using Sessionization.Domain;
+using Sessionization.Persistence.Delta;
+
+namespace Sessionization.Persistence.Tables;
+
+/// <summary>One row of <c>sessions</c> or <c>pending_sessions</c>.</summary>
+public sealed record SessionRow(long UserId, string ConcatenatedPages, long BatchNumber, long StartTimeMicros, long EndTimeMicros, long VisitCount)
+{
+    public static SessionRow From(Session session, long batch) =>
+        new(session.UserId, session.ConcatenatedPages, batch, session.StartTimeMicros, session.EndTimeMicros, session.VisitCount);
+}
+
+/// <summary>
+/// The sessionizer's output tables. Each batch is one commit per table carrying a <c>txn</c> action
+/// (app id + batch number), so a batch that is written again after a crash is recognised and skipped.
+/// </summary>
+public sealed class SessionTable
+{
+    public const string AppId = "sessionization";
+    public const string PendingDirectoryName = "pending_sessions";
+    public const string CompletedDirectoryName = "sessions";
+
+    private static readonly DataField<long> UserIdField = new("user_id", false);
+    private static readonly DataField<string> PagesField = new("concatenated_pages", false);
+    private static readonly DataField<long> BatchField = new("batch_number", false);
+    private static readonly DateTimeDataField StartField = new("start_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
+    private static readonly DateTimeDataField EndField = new("end_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
+    private static readonly DataField<long> CountField = new("visit_count", false);
+
+    private readonly bool _pending;
+    private readonly DataField[] _columns;
+
+    private SessionTable(string path, bool pending)
+    {
+        _pending = pending;
+        Delta = new DeltaTable(path, pending ? PendingDirectoryName : CompletedDirectoryName);
+        // Column order follows SPEC.md: pending rows lead with their batch, completed rows end with it.
+        _columns = pending
+            ? [UserIdField, PagesField, BatchField, StartField, EndField, CountField]
+            : [UserIdField, PagesField, StartField, EndField, CountField, BatchField];
+        Schema = new DeltaSchema(_columns.Select(c => new DeltaField(c.Name, c is DateTimeDataField ? "timestamp" : c.ClrType == typeof(long) ? "long" : "string", false)).ToList());
+    }
+
+    public DeltaTable Delta { get; }
+
+    public DeltaSchema Schema { get; }
+
+    public string Name => Delta.Name;
+
+    public static SessionTable Pending(string baseDirectory) => new(Path.Combine(baseDirectory, PendingDirectoryName), true);
+
+    public static SessionTable Completed(string baseDirectory) => new(Path.Combine(baseDirectory, CompletedDirectoryName), false);
+
+    /// <summary>The last batch committed to this table, or null if none.</summary>
+    public long? LastCommittedBatch() => Delta.Exists ? Delta.LatestTransaction(AppId) : null;
+
+    /// <summary>
+    /// Commits <paramref name="rows"/> as batch <paramref name="batch"/>, unless that batch is already in the
+    /// table. Returns false when it was (a replay). <paramref name="commitTimeMillis"/> is the batch's own
+    /// time, so that the same input always produces the same bytes.
+    /// </summary>
+    public async Task<bool> CommitBatchAsync(long batch, IReadOnlyList<SessionRow> rows, long commitTimeMillis, CancellationToken cancellationToken = default)
+    {
+        var last = LastCommittedBatch();
+        if (last >= batch)
+            return false;
+        var latest = Delta.LatestVersion();
+        var actions = new List<DeltaAction>();
+        if (latest is null)
+        {
+            actions.Add(ProtocolAction.AppendOnlyDefault);
+            actions.Add(new MetadataAction(DeterministicId(), Schema.ToJson(), [], new Dictionary<string, string>(), commitTimeMillis));
+        }
+
+        if (rows.Count > 0)
+        {
+            var fileName = ParquetFiles.DeterministicName(Name, batch);
+            var size = await ParquetFiles.WriteAtomicallyAsync(Path.Combine(Delta.Root, fileName), s => WriteFileAsync(s, rows, cancellationToken));
+            actions.Add(new AddFile(fileName, new Dictionary<string, string?>(), size, commitTimeMillis, true, $"{{\"numRecords\":{rows.Count}}}", false));
+        }
+
+        actions.Add(new TxnAction(AppId, batch, commitTimeMillis));
+        actions.Add(new CommitInfoAction(new JsonObject
+        {
+            ["timestamp"] = commitTimeMillis,
+            ["operation"] = "WRITE",
+            ["operationParameters"] = new JsonObject { ["mode"] = "Append", ["batch"] = batch.ToString(CultureInfo.InvariantCulture) },
+            ["isBlindAppend"] = true,
+            ["operationMetrics"] = new JsonObject { ["numFiles"] = rows.Count > 0 ? "1" : "0", ["numOutputRows"] = rows.Count.ToString(CultureInfo.InvariantCulture) },
+            ["engineInfo"] = EngineInfo.Name,
+        }));
+        Delta.Commit((latest ?? -1) + 1, actions);
+        return true;
+    }
+
+    private string DeterministicId() => new Guid(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Name)).AsSpan(0, 16)).ToString();
+
+    private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRow> rows, CancellationToken cancellationToken)
+    {
+        var schema = new ParquetSchema(_columns);
+        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
+        using var group = writer.CreateRowGroup();
+        foreach (var column in _columns)
+        {
+            switch (column.Name)
+            {
+                case "user_id":
+                    await group.WriteAsync<long>(column, rows.Select(r => r.UserId).ToArray());
+                    break;
+                case "concatenated_pages":
+                    await group.WriteAsync(column, rows.Select(r => r.ConcatenatedPages).ToArray());
+                    break;
+                case "batch_number":
+                    await group.WriteAsync<long>(column, rows.Select(r => r.BatchNumber).ToArray());
+                    break;
+                case "start_time":
+                    await group.WriteAsync<DateTime>(column, rows.Select(r => Timestamps.ToDateTime(r.StartTimeMicros)).ToArray());
+                    break;
+                case "end_time":
+                    await group.WriteAsync<DateTime>(column, rows.Select(r => Timestamps.ToDateTime(r.EndTimeMicros)).ToArray());
+                    break;
+                case "visit_count":
+                    await group.WriteAsync<long>(column, rows.Select(r => r.VisitCount).ToArray());
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Every row of the table at its latest version.</summary>
+    public async Task<List<SessionRow>> ReadAllAsync(CancellationToken cancellationToken = default)
+    {
+        if (!Delta.Exists)
+            return [];
+        var rows = new List<SessionRow>();
+        foreach (var file in Delta.LoadSnapshot().Files)
+            rows.AddRange(await ReadFileAsync(Delta.DataFilePath(file.Path), cancellationToken));
+        return rows;
+    }
+
+    /// <summary>The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit.</summary>
+    public async Task<List<SessionRow>> ReadBatchAsync(long batch, CancellationToken cancellationToken = default)
+    {
+        var log = Delta.ListLog();
+        for (var i = log.Commits.Count - 1; i >= 0; i--)
+        {
+            var actions = Delta.ReadCommit(log.Commits[i]);
+            var txn = actions.OfType<TxnAction>().FirstOrDefault(t => t.AppId == AppId);
+            if (txn is null || txn.Version > batch)
+                continue;
+            if (txn.Version < batch)
+                break;
+            var rows = new List<SessionRow>();
+            foreach (var add in actions.OfType<AddFile>())
+                rows.AddRange(await ReadFileAsync(Delta.DataFilePath(add.Path), cancellationToken));
+            return rows;
+        }
+
+        return [];
+    }
+
+    private async Task<List<SessionRow>> ReadFileAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var reader = await ParquetReader.CreateAsync(path, cancellationToken: cancellationToken);
+        var rows = new List<SessionRow>();
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            var n = (int)group.RowCount;
+            var ids = new long[n];
+            var pages = new string[n];
+            var batches = new long[n];
+            var starts = new DateTime[n];
+            var ends = new DateTime[n];
+            var counts = new long[n];
+            await group.ReadAsync<long>(UserIdField, ids, null, cancellationToken);
+            await group.ReadAsync(PagesField, pages, null, cancellationToken);
+            await group.ReadAsync<long>(BatchField, batches, null, cancellationToken);
+            await group.ReadAsync<DateTime>(StartField, starts, null, cancellationToken);
+            await group.ReadAsync<DateTime>(EndField, ends, null, cancellationToken);
+            await group.ReadAsync<long>(CountField, counts, null, cancellationToken);
+            for (var i = 0; i < n; i++)
+                rows.Add(new SessionRow(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
+        }
+
+        return rows;
+    }
+
+    public bool IsPending => _pending;
+}

@@ -1,0 +1,246 @@
+using System.Text.Json.Nodes;
+using Parquet;
+using Parquet.Schema;
+using Sessionization.Domain;
+using Sessionization.Persistence.Delta;
+
+namespace Sessionization.Persistence.Tables;
+
+/// <summary>A visits file or row that cannot be read as visits; the message names the file, and the row where it applies.</summary>
+public sealed class BadVisitsException(string message, Exception? inner = null) : DeltaTableException(message, inner);
+
+/// <summary>The <c>visits_table</c>: <c>user_id</c> long, <c>visit_time</c> timestamp (UTC, microseconds), <c>page</c> string.</summary>
+public sealed class VisitsTable(string path)
+{
+    public const string DirectoryName = "visits_table";
+
+    private static readonly DataField<long> UserIdField = new("user_id", false);
+    private static readonly DateTimeDataField VisitTimeField = new("visit_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
+    private static readonly DataField<string> PageField = new("page", false);
+    private static readonly ParquetSchema FileSchema = new(UserIdField, VisitTimeField, PageField);
+
+    public static DeltaSchema Schema { get; } = new([
+        new DeltaField("user_id", "long", false),
+        new DeltaField("visit_time", "timestamp", false),
+        new DeltaField("page", "string", false),
+    ]);
+
+    public DeltaTable Delta { get; } = new(path, DirectoryName);
+
+    public static VisitsTable In(string baseDirectory) => new(Path.Combine(baseDirectory, DirectoryName));
+
+    /// <summary>Appends <paramref name="visits"/> as one commit, creating the table on first use. Returns the committed version.</summary>
+    public async Task<long> AppendAsync(IReadOnlyList<Visit> visits, string operation)
+    {
+        var fileName = ParquetFiles.RandomName();
+        var size = await ParquetFiles.WriteAtomicallyAsync(Path.Combine(Delta.Root, fileName), s => WriteFileAsync(s, visits));
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // Blind appends commute, so losing a race only means trying the next version.
+        for (var attempt = 0; ; attempt++)
+        {
+            var latest = Delta.LatestVersion();
+            var version = (latest ?? -1) + 1;
+            var actions = new List<DeltaAction>();
+            if (latest is null)
+            {
+                actions.Add(ProtocolAction.AppendOnlyDefault);
+                actions.Add(new MetadataAction(Guid.NewGuid().ToString(), Schema.ToJson(), [], new Dictionary<string, string>(), now));
+            }
+            else
+            {
+                EnsureCompatible(Delta.LoadSnapshot(latest));
+            }
+
+            actions.Add(new AddFile(fileName, new Dictionary<string, string?>(), size, now, true, Stats(visits), false));
+            actions.Add(new CommitInfoAction(new JsonObject
+            {
+                ["timestamp"] = now,
+                ["operation"] = "WRITE",
+                ["operationParameters"] = new JsonObject { ["mode"] = "Append", ["source"] = operation },
+                ["isBlindAppend"] = true,
+                ["operationMetrics"] = new JsonObject { ["numFiles"] = "1", ["numOutputRows"] = visits.Count.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                ["engineInfo"] = EngineInfo.Name,
+            }));
+            try
+            {
+                Delta.Commit(version, actions);
+                return version;
+            }
+            catch (DeltaConcurrentCommitException) when (attempt < 100)
+            {
+            }
+        }
+    }
+
+    private void EnsureCompatible(DeltaSnapshot snapshot)
+    {
+        Delta.EnsureWritable(snapshot.Protocol);
+        var schema = snapshot.Metadata.Schema;
+        foreach (var field in Schema.Fields)
+        {
+            var found = schema.Find(field.Name) ?? throw new BadVisitsException($"{Delta.Name}: the table has no column '{field.Name}'");
+            if (found.Type != field.Type && !(field.Type == "long" && found.Type == "integer"))
+                throw new BadVisitsException($"{Delta.Name}: column '{field.Name}' is {found.Type}, expected {field.Type}");
+        }
+
+        if (snapshot.Metadata.PartitionColumns.Count > 0)
+            throw new DeltaUnsupportedException($"{Delta.Name}: partitioned visits tables are not supported (partitioned by {string.Join(", ", snapshot.Metadata.PartitionColumns)})");
+    }
+
+    private static string Stats(IReadOnlyList<Visit> visits)
+    {
+        var stats = new JsonObject { ["numRecords"] = visits.Count };
+        if (visits.Count > 0)
+        {
+            stats["minValues"] = new JsonObject
+            {
+                ["user_id"] = visits.Min(v => v.UserId),
+                ["visit_time"] = Timestamps.ToIsoString(visits.Min(v => v.VisitTimeMicros)),
+            };
+            stats["maxValues"] = new JsonObject
+            {
+                ["user_id"] = visits.Max(v => v.UserId),
+                ["visit_time"] = Timestamps.ToIsoString(visits.Max(v => v.VisitTimeMicros)),
+            };
+            stats["nullCount"] = new JsonObject { ["user_id"] = 0, ["visit_time"] = 0, ["page"] = 0 };
+        }
+
+        return stats.ToJsonString();
+    }
+
+    public static async Task WriteFileAsync(Stream stream, IReadOnlyList<Visit> visits)
+    {
+        await using var writer = await ParquetWriter.CreateAsync(FileSchema, stream, ParquetFiles.WriteOptions);
+        using var group = writer.CreateRowGroup();
+        var ids = new long[visits.Count];
+        var times = new DateTime[visits.Count];
+        var pages = new string[visits.Count];
+        for (var i = 0; i < visits.Count; i++)
+        {
+            ids[i] = visits[i].UserId;
+            times[i] = Timestamps.ToDateTime(visits[i].VisitTimeMicros);
+            pages[i] = visits[i].Page;
+        }
+
+        await group.WriteAsync<long>(UserIdField, ids);
+        await group.WriteAsync<DateTime>(VisitTimeField, times);
+        await group.WriteAsync(PageField, pages);
+    }
+
+    /// <summary>
+    /// The data files committed at or after <paramref name="from"/>, in log order, read lazily so that a
+    /// bounded batch reads only the commits it needs. The visits table is a source: a commit that
+    /// removes data is refused rather than silently ignored.
+    /// </summary>
+    public IEnumerable<SourceFile> FilesFrom(SourceCursor from)
+    {
+        var log = Delta.ListLog();
+        if (log.Commits.Count == 0)
+            yield break;
+        var first = log.Commits[0];
+        if (from.Version < first)
+            throw new DeltaTableException($"{Delta.Name}: commits before version {first} have been cleaned up; cannot read from version {from.Version}");
+        var expected = Math.Max(from.Version, first);
+        foreach (var version in log.Commits.Where(v => v >= from.Version))
+        {
+            if (version != expected)
+                throw new DeltaTableException($"{Delta.Name}: log versions are not contiguous: commit {expected} is missing");
+            expected++;
+            var index = 0;
+            MetadataAction? metadata = null;
+            foreach (var action in Delta.ReadCommit(version))
+            {
+                switch (action)
+                {
+                    case ProtocolAction p:
+                        Delta.EnsureReadable(p, metadata);
+                        break;
+                    case MetadataAction m:
+                        metadata = m;
+                        break;
+                    case AddFile add when add.DataChange:
+                        if (add.HasDeletionVector)
+                            throw new DeltaUnsupportedException($"{Delta.Name}: unsupported Delta reader features: deletionVectors (commit {version})");
+                        var file = new SourceFile(version, index++, add.Path, add.Size);
+                        if (file.Position.CompareTo(from) >= 0)
+                            yield return file;
+                        break;
+                    case RemoveFile remove when remove.DataChange:
+                        throw new DeltaTableException(
+                            $"{Delta.Name}: commit {version} removes data file {remove.Path}; the visits table must be append-only");
+                }
+            }
+        }
+    }
+
+    /// <summary>Reads one visits data file, checking its schema and refusing nulls with the file and row named.</summary>
+    public async Task<List<Visit>> ReadFileAsync(SourceFile file, CancellationToken cancellationToken = default)
+    {
+        var path = Delta.DataFilePath(file.Path);
+        var name = $"{Delta.Name}/{file.Path}";
+        if (!File.Exists(path))
+            throw new BadVisitsException($"{name}: data file is missing (committed in version {file.Version})");
+        try
+        {
+            await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+            await using var reader = await ParquetReader.CreateAsync(stream, cancellationToken: cancellationToken);
+            var fields = reader.Schema.DataFields;
+            var userId = Column(fields, "user_id", name, t => t == typeof(long) || t == typeof(int), "long");
+            var visitTime = Column(fields, "visit_time", name, t => t == typeof(DateTime), "timestamp");
+            var page = Column(fields, "page", name, t => t == typeof(string) || t == typeof(ReadOnlyMemory<char>), "string");
+            var visits = new List<Visit>();
+            long rowBase = 0;
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var n = (int)group.RowCount;
+                var ids = new long?[n];
+                if (userId.ClrType == typeof(int))
+                {
+                    var ints = new int?[n];
+                    await group.ReadAsync<int>(userId, ints, null, cancellationToken);
+                    for (var i = 0; i < n; i++)
+                        ids[i] = ints[i];
+                }
+                else
+                {
+                    await group.ReadAsync<long>(userId, ids, null, cancellationToken);
+                }
+
+                var times = new DateTime?[n];
+                await group.ReadAsync<DateTime>(visitTime, times, null, cancellationToken);
+                var pages = new string[n];
+                await group.ReadAsync(page, pages, null, cancellationToken);
+                visits.EnsureCapacity(visits.Count + n);
+                for (var i = 0; i < n; i++)
+                {
+                    var column = ids[i] is null ? "user_id" : times[i] is null ? "visit_time" : pages[i] is null ? "page" : null;
+                    if (column is not null)
+                        throw new BadVisitsException($"{name}: row {rowBase + i + 1} has a null {column}");
+                    visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), pages[i]));
+                }
+
+                rowBase += n;
+            }
+
+            return visits;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+        {
+            throw new BadVisitsException($"{name}: not a readable Parquet file ({e.Message.Split('\n')[0]})", e);
+        }
+    }
+
+    private static DataField Column(IEnumerable<DataField> fields, string column, string file, Func<Type, bool> typeOk, string expected)
+    {
+        var field = fields.FirstOrDefault(f => f.Name == column) ?? throw new BadVisitsException($"{file}: has no column '{column}'");
+        if (!typeOk(field.ClrType))
+            throw new BadVisitsException($"{file}: column '{column}' has type {field.ClrType.Name}, expected {expected}");
+        return field;
+    }
+}
+
+public static class EngineInfo
+{
+    public const string Name = "Sessionization/1.0 Akka.NET";
+}
