@@ -6,8 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sessionization.Actors;
-using Sessionization.Host.Configuration;
 using Sessionization.Domain;
+using Sessionization.Host.Configuration;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Host.Runtime;

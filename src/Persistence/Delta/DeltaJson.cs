@@ -20,7 +20,7 @@ public static class DeltaJson
                 Int(o, "minReaderVersion"), Int(o, "minWriterVersion"), Strings(o["readerFeatures"]), Strings(o["writerFeatures"])),
             "metaData" => new MetadataAction(
                 Str(o, "id"),
-                Str(o, "schemaString"),
+                o["schemaString"]?.GetValue<string>() ?? "{\"type\":\"struct\",\"fields\":[]}",
                 Strings(o["partitionColumns"]),
                 (o["configuration"] as JsonObject)?.ToDictionary(p => p.Key, p => p.Value?.ToString() ?? "") ?? new Dictionary<string, string>(),
                 o["createdTime"]?.GetValue<long>()),

@@ -31,5 +31,9 @@ public sealed record DeltaSchema(IReadOnlyList<DeltaField> Fields)
         return new JsonObject { ["type"] = "struct", ["fields"] = fields }.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 
+    public bool Equals(DeltaSchema? other) => other is not null && Fields.SequenceEqual(other.Fields);
+
+    public override int GetHashCode() => Fields.Count;
+
     public DeltaField? Find(string name) => Fields.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase));
 }

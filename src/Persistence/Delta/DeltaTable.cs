@@ -262,22 +262,49 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
                 stream.Flush(flushToDisk: true);
             }
 
-            if (File.Exists(target))
+            if (!PublishNoReplace(temp, target))
                 throw new DeltaConcurrentCommitException(Name, version);
-            try
-            {
-                File.Move(temp, target, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-                throw new DeltaConcurrentCommitException(Name, version);
-            }
         }
         finally
         {
             if (File.Exists(temp))
                 File.Delete(temp);
         }
+    }
+
+    /// <summary>
+    /// Puts <paramref name="temp"/> in place as <paramref name="target"/> unless the target exists, atomically.
+    /// On Unix a hard link is created (link(2) fails with EEXIST if another writer won); File.Move is
+    /// not used there because it checks and renames in two steps, which lets two racing writers both win.
+    /// </summary>
+    private static bool PublishNoReplace(string temp, string target)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            try
+            {
+                File.Move(temp, target, overwrite: false);
+                return true;
+            }
+            catch (IOException) when (File.Exists(target))
+            {
+                return false;
+            }
+        }
+
+        if (NativeMethods.Link(temp, target) == 0)
+            return true;
+        var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        const int EEXIST = 17;
+        if (errno == EEXIST)
+            return false;
+        throw new IOException($"cannot create {target}: error {errno} ({System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)})");
+    }
+
+    private static partial class NativeMethods
+    {
+        [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+        internal static partial int Link(string existing, string created);
     }
 
     /// <summary>The last version committed with a <c>txn</c> of <paramref name="appId"/>, found by walking back from the newest commit.</summary>

@@ -1,0 +1,169 @@
+using System.Text.Json.Nodes;
+using Sessionization.Domain;
+using Sessionization.Persistence.Delta;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Tests.Delta;
+
+public class DeltaTableTests
+{
+    [Fact]
+    public async Task Appended_visits_read_back_in_commit_and_row_order()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+
+        var v0 = await table.AppendAsync([new Visit(1, 10, "a"), new Visit(long.MaxValue, 11, "ü")], "test");
+        var v1 = await table.AppendAsync([new Visit(-5, 9, "c")], "test");
+
+        Assert.Equal((0L, 1L), (v0, v1));
+        var files = table.FilesFrom(SourceCursor.Start).ToList();
+        Assert.Equal([0L, 1L], files.Select(f => f.Version));
+        var visits = new List<Visit>();
+        foreach (var f in files)
+            visits.AddRange(await table.ReadFileAsync(f));
+        Assert.Equal([new Visit(1, 10, "a"), new Visit(long.MaxValue, 11, "ü"), new Visit(-5, 9, "c")], visits);
+        var snapshot = table.Delta.LoadSnapshot();
+        Assert.Equal(1, snapshot.Version);
+        Assert.Equal(VisitsTable.Schema, snapshot.Metadata.Schema);
+    }
+
+    [Fact]
+    public async Task Reading_from_a_cursor_skips_what_was_consumed()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        for (var i = 0; i < 3; i++)
+            await table.AppendAsync([new Visit(i, i, "p")], "test");
+
+        Assert.Equal([1L, 2L], table.FilesFrom(new SourceCursor(1, 0)).Select(f => f.Version));
+        Assert.Equal([2L], table.FilesFrom(new SourceCursor(1, 1)).Select(f => f.Version));
+    }
+
+    [Fact]
+    public void Two_writers_racing_for_the_same_version_cannot_both_win()
+    {
+        using var temp = new TempDirectory();
+        var table = new DeltaTable(temp.Combine("t"));
+        table.Commit(0, [ProtocolAction.AppendOnlyDefault, new MetadataAction("id", VisitsTable.Schema.ToJson(), [], new Dictionary<string, string>(), 0)]);
+
+        for (var round = 1; round <= 20; round++)
+        {
+            var version = round;
+            var outcomes = Enumerable.Range(0, 4).AsParallel().WithDegreeOfParallelism(4).Select(writer =>
+            {
+                try
+                {
+                    table.Commit(version, [new CommitInfoAction(new JsonObject { ["writer"] = writer })]);
+                    return true;
+                }
+                catch (DeltaConcurrentCommitException)
+                {
+                    return false;
+                }
+            }).ToList();
+
+            Assert.Equal(1, outcomes.Count(won => won));
+        }
+
+        Assert.Equal(20, table.LatestVersion());
+        Assert.Empty(Directory.EnumerateFiles(table.LogDirectory, "*.tmp"));
+    }
+
+    [Fact]
+    public async Task Concurrent_appenders_each_get_their_own_version()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        await table.AppendAsync([new Visit(0, 0, "first")], "test");
+
+        var versions = await Task.WhenAll(Enumerable.Range(1, 8).Select(i => Task.Run(() => VisitsTable.In(temp.Path).AppendAsync([new Visit(i, i, "p")], "test"))));
+
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => (long)i), versions.Order());
+        Assert.Equal(9, table.FilesFrom(SourceCursor.Start).Count());
+    }
+
+    [Fact]
+    public async Task A_session_batch_is_committed_once_with_its_transaction_id()
+    {
+        using var temp = new TempDirectory();
+        var pending = SessionTable.Pending(temp.Path);
+        SessionRow[] rows = [new SessionRow(1, "a -> b", 0, 10, 20, 2)];
+
+        Assert.True(await pending.CommitBatchAsync(0, rows, 1));
+        Assert.False(await pending.CommitBatchAsync(0, rows, 1));
+        Assert.True(await pending.CommitBatchAsync(1, [], 2));
+
+        Assert.Equal(1, pending.LastCommittedBatch());
+        Assert.Equal(rows, await pending.ReadAllAsync());
+        Assert.Equal(rows, await pending.ReadBatchAsync(0));
+        Assert.Empty(await pending.ReadBatchAsync(1));
+        Assert.Equal(1, pending.Delta.LoadSnapshot().Transactions[SessionTable.AppId]);
+    }
+
+    [Fact]
+    public async Task The_same_batch_writes_the_same_bytes()
+    {
+        using var a = new TempDirectory();
+        using var b = new TempDirectory();
+        SessionRow[] rows = [new SessionRow(1, "x", 0, 1, 2, 2), new SessionRow(2, "y", 0, 3, 3, 1)];
+
+        await SessionTable.Completed(a.Path).CommitBatchAsync(0, rows, 5);
+        await SessionTable.Completed(b.Path).CommitBatchAsync(0, rows, 5);
+
+        var left = Directory.EnumerateFiles(a.Combine("sessions"), "*", SearchOption.AllDirectories).Order().ToList();
+        var right = Directory.EnumerateFiles(b.Combine("sessions"), "*", SearchOption.AllDirectories).Order().ToList();
+        Assert.Equal(left.Select(Path.GetFileName), right.Select(Path.GetFileName));
+        for (var i = 0; i < left.Count; i++)
+            Assert.Equal(File.ReadAllBytes(left[i]), File.ReadAllBytes(right[i]));
+    }
+
+    [Fact]
+    public void A_torn_commit_is_refused_naming_the_file_and_line()
+    {
+        using var temp = new TempDirectory();
+        var table = new DeltaTable(temp.Combine("t"));
+        table.Commit(0, [ProtocolAction.AppendOnlyDefault, new MetadataAction("id", VisitsTable.Schema.ToJson(), [], new Dictionary<string, string>(), 0)]);
+        File.WriteAllText(table.CommitPath(1), "{\"add\":{\"path\":\"x\",\"partitionValues\":{},\"si");
+
+        var e = Assert.Throws<DeltaTableException>(() => table.LoadSnapshot());
+        Assert.Contains("00000000000000000001.json: line 1", e.Message);
+    }
+
+    [Fact]
+    public async Task Null_values_in_a_visits_file_are_refused_naming_file_and_row()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        await table.AppendAsync([new Visit(1, 1, "a")], "test");
+        var file = table.FilesFrom(SourceCursor.Start).Single();
+        // Overwrite the data file with one whose page column is nullable and holds a null in row 2.
+        var page = new Parquet.Schema.DataField<string>("page", true);
+        var schema = new Parquet.Schema.ParquetSchema(new Parquet.Schema.DataField<long>("user_id"), new Parquet.Schema.DataField<DateTime>("visit_time"), page);
+        await using (var stream = File.Create(table.Delta.DataFilePath(file.Path)))
+        await using (var writer = await Parquet.ParquetWriter.CreateAsync(schema, stream))
+        {
+            using var group = writer.CreateRowGroup();
+            await group.WriteAsync<long>((Parquet.Schema.DataField)schema.Fields[0], new long[] { 1, 2 });
+            await group.WriteAsync<DateTime>((Parquet.Schema.DataField)schema.Fields[1], new[] { DateTime.UtcNow, DateTime.UtcNow });
+            await group.WriteAsync(page, new string?[] { "a", null }!);
+        }
+
+        var e = await Assert.ThrowsAsync<BadVisitsException>(() => table.ReadFileAsync(file));
+        Assert.Contains(file.Path, e.Message);
+        Assert.Contains("row 2 has a null page", e.Message);
+    }
+
+    [Fact]
+    public async Task A_data_file_that_is_not_parquet_is_refused_naming_it()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        await table.AppendAsync([new Visit(1, 1, "a")], "test");
+        var file = table.FilesFrom(SourceCursor.Start).Single();
+        File.WriteAllText(table.Delta.DataFilePath(file.Path), "not parquet at all");
+
+        var e = await Assert.ThrowsAsync<BadVisitsException>(() => table.ReadFileAsync(file));
+        Assert.Contains(file.Path, e.Message);
+    }
+}

@@ -1,0 +1,72 @@
+using Sessionization.Domain;
+
+namespace Sessionization.Tests.Domain;
+
+public class BatchTests
+{
+    private static SourceFile F(long version, int index) => new(version, index, $"f{version}-{index}.parquet", 100);
+
+    [Fact]
+    public void A_batch_takes_at_most_max_files_in_log_order_and_moves_the_cursor_past_them()
+    {
+        var files = new[] { F(0, 0), F(1, 0), F(1, 1), F(2, 0) };
+
+        var plan = BatchPlanner.PlanNext(0, SourceCursor.Start, files, 2)!;
+
+        Assert.Equal([F(0, 0), F(1, 0)], plan.Files);
+        Assert.Equal(new SourceCursor(1, 1), plan.To);
+        var next = BatchPlanner.PlanNext(1, plan.To, files, 2)!;
+        Assert.Equal([F(1, 1), F(2, 0)], next.Files);
+        Assert.Equal(new SourceCursor(2, 1), next.To);
+        Assert.Null(BatchPlanner.PlanNext(2, next.To, files, 2));
+    }
+
+    [Fact]
+    public void Nothing_new_forms_no_batch()
+    {
+        Assert.Null(BatchPlanner.PlanNext(0, SourceCursor.Start, [], 1000));
+    }
+
+    [Fact]
+    public void Grouping_sorts_each_users_visits_by_time_and_keeps_ties_in_read_order()
+    {
+        var grouped = BatchGrouping.ByUser([new Visit(2, 30, "c"), new Visit(1, 20, "b"), new Visit(2, 10, "a"), new Visit(2, 30, "d"), new Visit(1, 20, "e")]);
+
+        Assert.Equal(["a", "c", "d"], grouped[2].Select(v => v.Page));
+        Assert.Equal(["b", "e"], grouped[1].Select(v => v.Page));
+    }
+
+    [Fact]
+    public void Open_users_without_visits_are_the_ones_to_close()
+    {
+        var active = BatchGrouping.ByUser([new Visit(3, 1, "x"), new Visit(4, 1, "y")]);
+
+        Assert.Equal([1L, 2L], BatchGrouping.UsersToClose([3, 2, 1], active));
+    }
+
+    [Fact]
+    public void The_coordinator_state_moves_through_planned_and_committed()
+    {
+        var plan = new BatchPlan(0, SourceCursor.Start, new SourceCursor(0, 1), [F(0, 0)]);
+        var state = CoordinatorState.Initial.Apply(new BatchPlanned(plan));
+        Assert.Equal(plan, state.InFlight);
+
+        state = state.Apply(new BatchCommitted(0, plan.To, 4, 3, 0));
+        Assert.Null(state.InFlight);
+        Assert.Equal(1, state.NextBatch);
+        Assert.Equal(plan.To, state.Cursor);
+        Assert.Equal(new CommittedBatch(0, 0, 4, 3, 0), state.LastCommitted);
+        Assert.Throws<InvalidOperationException>(() => state.Apply(new BatchCommitted(1, plan.To, 0, 0, 0)));
+    }
+
+    [Theory]
+    [InlineData(0L, "1970-01-01 00:00:00")]
+    [InlineData(1_771_161_799_045_860L, "2026-02-15 13:23:19.04586")]
+    [InlineData(1_771_161_799_045_843L, "2026-02-15 13:23:19.045843")]
+    [InlineData(1_771_161_799_100_000L, "2026-02-15 13:23:19.1")]
+    [InlineData(-1L, "1969-12-31 23:59:59.999999")]
+    public void Timestamps_print_as_spark_shows_them(long micros, string expected)
+    {
+        Assert.Equal(expected, Timestamps.ToSparkString(micros));
+    }
+}
