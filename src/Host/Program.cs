@@ -18,7 +18,9 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"sessionize: {parsed.Errors[0].Message} (see 'sessionize --help')");
+            // "Required command was not provided" is noise beside the token that was not understood.
+            var errors = parsed.Errors.Select(e => e.Message).Where(m => !m.StartsWith("Required command", StringComparison.Ordinal)).DefaultIfEmpty(parsed.Errors[0].Message);
+            Console.Error.WriteLine($"sessionize: {string.Join("; ", errors)} (see 'sessionize --help')");
             return 2;
         }
 

@@ -24,24 +24,24 @@ public sealed class SessionTable
     public const string PendingDirectoryName = "pending_sessions";
     public const string CompletedDirectoryName = "sessions";
 
-    private static readonly DataField<long> UserIdField = new("user_id", false);
-    private static readonly DataField<string> PagesField = new("concatenated_pages", false);
-    private static readonly DataField<long> BatchField = new("batch_number", false);
-    private static readonly DateTimeDataField StartField = new("start_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
-    private static readonly DateTimeDataField EndField = new("end_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
-    private static readonly DataField<long> CountField = new("visit_count", false);
-
     private readonly bool _pending;
     private readonly DataField[] _columns;
+    private readonly ParquetSchema _schema;
 
     private SessionTable(string path, bool pending)
     {
         _pending = pending;
         Delta = new DeltaTable(path, pending ? PendingDirectoryName : CompletedDirectoryName);
+        // Parquet.Net binds a field to one schema, so each table builds its own.
+        DataField userId = new DataField<long>("user_id", false);
+        DataField pages = new DataField<string>("concatenated_pages", false);
+        DataField batch = new DataField<long>("batch_number", false);
+        DataField start = new DateTimeDataField("start_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
+        DataField end = new DateTimeDataField("end_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, false);
+        DataField count = new DataField<long>("visit_count", false);
         // Column order follows SPEC.md: pending rows lead with their batch, completed rows end with it.
-        _columns = pending
-            ? [UserIdField, PagesField, BatchField, StartField, EndField, CountField]
-            : [UserIdField, PagesField, StartField, EndField, CountField, BatchField];
+        _columns = pending ? [userId, pages, batch, start, end, count] : [userId, pages, start, end, count, batch];
+        _schema = new ParquetSchema(_columns);
         Schema = new DeltaSchema(_columns.Select(c => new DeltaField(c.Name, c is DateTimeDataField ? "timestamp" : c.ClrType == typeof(long) ? "long" : "string", false)).ToList());
     }
 
@@ -101,8 +101,7 @@ public sealed class SessionTable
 
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRow> rows, CancellationToken cancellationToken)
     {
-        var schema = new ParquetSchema(_columns);
-        await using var writer = await ParquetWriter.CreateAsync(schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
+        await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
         using var group = writer.CreateRowGroup();
         foreach (var column in _columns)
         {
@@ -165,6 +164,8 @@ public sealed class SessionTable
     private async Task<List<SessionRow>> ReadFileAsync(string path, CancellationToken cancellationToken)
     {
         await using var reader = await ParquetReader.CreateAsync(path, cancellationToken: cancellationToken);
+        DataField Field(string name) => reader.Schema.DataFields.FirstOrDefault(f => f.Name == name)
+            ?? throw new DeltaTableException($"{Name}/{Path.GetFileName(path)}: has no column '{name}'");
         var rows = new List<SessionRow>();
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
@@ -176,12 +177,12 @@ public sealed class SessionTable
             var starts = new DateTime[n];
             var ends = new DateTime[n];
             var counts = new long[n];
-            await group.ReadAsync<long>(UserIdField, ids, null, cancellationToken);
-            await group.ReadAsync(PagesField, pages, null, cancellationToken);
-            await group.ReadAsync<long>(BatchField, batches, null, cancellationToken);
-            await group.ReadAsync<DateTime>(StartField, starts, null, cancellationToken);
-            await group.ReadAsync<DateTime>(EndField, ends, null, cancellationToken);
-            await group.ReadAsync<long>(CountField, counts, null, cancellationToken);
+            await group.ReadAsync<long>(Field("user_id"), ids, null, cancellationToken);
+            await group.ReadAsync(Field("concatenated_pages"), pages, null, cancellationToken);
+            await group.ReadAsync<long>(Field("batch_number"), batches, null, cancellationToken);
+            await group.ReadAsync<DateTime>(Field("start_time"), starts, null, cancellationToken);
+            await group.ReadAsync<DateTime>(Field("end_time"), ends, null, cancellationToken);
+            await group.ReadAsync<long>(Field("visit_count"), counts, null, cancellationToken);
             for (var i = 0; i < n; i++)
                 rows.Add(new SessionRow(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
         }

@@ -1,0 +1,40 @@
+using Akka.Serialization;
+using Akka.TestKit.Xunit2;
+using Sessionization.Actors.Serialization;
+using Sessionization.Domain;
+
+namespace Sessionization.Tests.Actors;
+
+public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
+{
+    public static TheoryData<IPersistedRecord> Records()
+    {
+        var session = new Session(long.MaxValue, 3, [new PageVisit(-1, "a"), new PageVisit(5, "页面 🙂")]);
+        var plan = new BatchPlan(7, new SourceCursor(3, 1), new SourceCursor(5, 2), [new SourceFile(3, 1, "part-1.parquet", 10), new SourceFile(5, 1, "p%20q.parquet", 20)]);
+        return
+        [
+            new SessionOpened(0, [new PageVisit(1, "x")]),
+            new SessionExtended(4, [new PageVisit(2, "y"), new PageVisit(2, "z")]),
+            new SessionClosed(9),
+            new UserSessionState(long.MinValue, 3, session, null),
+            new UserSessionState(1, 4, null, session),
+            new BatchPlanned(plan),
+            new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3),
+            new CoordinatorState(8, new SourceCursor(5, 2), plan, new CommittedBatch(7, 5, 100, 20, 3)),
+            CoordinatorState.Initial,
+        ];
+    }
+
+    [Theory]
+    [MemberData(nameof(Records))]
+    public void Every_persisted_record_round_trips_through_the_bound_serializer(IPersistedRecord record)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(record);
+        Assert.IsType<SessionizationSerializer>(serializer);
+
+        var manifest = Serialization.ManifestFor(serializer, record);
+        var back = Sys.Serialization.Deserialize(serializer.ToBinary(record), serializer.Identifier, manifest);
+
+        Assert.Equal(record, back);
+    }
+}

@@ -1,0 +1,157 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Sessionization.Actors;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using static Sessionization.Actors.CoordinatorProtocol;
+
+namespace Sessionization.Tests.Actors;
+
+/// <summary>The seed's walkthrough at the actor level: coordinator, user sessions and sink over real Delta tables.</summary>
+public sealed class WalkthroughSimulationTests : TestKit, IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly TempDirectory _temp = new();
+    private readonly SessionizationSettings _settings;
+    private readonly IActorRef _users;
+    private readonly IActorRef _sink;
+
+    public WalkthroughSimulationTests()
+        : base(ActorTestConfig.InMemory)
+    {
+        _settings = SessionizationSettings.FromConfig(Sys.Settings.Config) with { BaseDirectory = _temp.Path };
+        _users = Sys.ActorOf(UserSessions.Props(_settings.SnapshotEvery), "user-sessions");
+        _sink = Sys.ActorOf(SessionSink.Props(_temp.Path), "session-sink");
+    }
+
+    private IActorRef StartCoordinator() => Sys.ActorOf(BatchCoordinator.Props(_settings, _users, _sink));
+
+    private static readonly long T0 = Timestamps.ToMicros(new DateTime(2026, 2, 15, 13, 23, 19, DateTimeKind.Utc));
+
+    private async Task AppendSeedRows(long offset, params (long User, string Page)[] rows) =>
+        await VisitsTable.In(_temp.Path).AppendAsync(rows.Select((r, i) => new Visit(r.User, T0 + offset + i, r.Page)).ToList(), "test");
+
+    private static readonly (long, string)[] NewRows = [(1, "page_1.html"), (1, "page_2.html"), (2, "page_3.html"), (3, "page_4.html")];
+
+    private BatchReport RunOneBatch(IActorRef coordinator)
+    {
+        coordinator.Tell(new RunUntilDrained(1000, TestActor));
+        var report = ExpectMsg<BatchReport>(Patience);
+        Assert.Equal(1, ExpectMsg<RunFinished>(Patience).Batches);
+        return report;
+    }
+
+    private async Task<List<(long User, string Pages, long Batch)>> Pending() =>
+        (await SessionTable.Pending(_temp.Path).ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId).Select(r => (r.UserId, r.ConcatenatedPages, r.BatchNumber)).ToList();
+
+    private async Task<List<(long User, string Pages, long Batch)>> Completed() =>
+        (await SessionTable.Completed(_temp.Path).ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId).Select(r => (r.UserId, r.ConcatenatedPages, r.BatchNumber)).ToList();
+
+    [Fact]
+    public async Task Three_batches_give_the_seeds_pending_and_completed_sessions()
+    {
+        var coordinator = StartCoordinator();
+
+        await AppendSeedRows(0, NewRows);
+        var batch0 = RunOneBatch(coordinator);
+        Assert.Equal((0L, 4L, 3L, 0L), (batch0.Batch, batch0.Visits, batch0.Pending, batch0.Completed));
+        Assert.Equal([(1L, "page_1.html -> page_2.html", 0L), (2L, "page_3.html", 0L), (3L, "page_4.html", 0L)], await Pending());
+        Assert.Empty(await Completed());
+
+        await AppendSeedRows(1_000_000, NewRows);
+        var batch1 = RunOneBatch(coordinator);
+        Assert.Equal((1L, 3L, 0L), (batch1.Batch, batch1.Pending, batch1.Completed));
+
+        await AppendSeedRows(2_000_000, (3, "page_1.html"), (4, "page_2.html"));
+        var batch2 = RunOneBatch(coordinator);
+        Assert.Equal((2L, 2L, 2L, 4L), (batch2.Batch, batch2.Pending, batch2.Completed, batch2.ActiveUsers));
+
+        Assert.Equal(
+            [
+                (1L, "page_1.html -> page_2.html", 0L), (2L, "page_3.html", 0L), (3L, "page_4.html", 0L),
+                (1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html", 1L), (2L, "page_3.html -> page_3.html", 1L), (3L, "page_4.html -> page_4.html", 1L),
+                (3L, "page_4.html -> page_4.html -> page_1.html", 2L), (4L, "page_2.html", 2L),
+            ],
+            await Pending());
+        Assert.Equal([(1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html", 2L), (2L, "page_3.html -> page_3.html", 2L)], await Completed());
+    }
+
+    [Fact]
+    public async Task A_run_with_no_new_commits_forms_no_batch()
+    {
+        var coordinator = StartCoordinator();
+        coordinator.Tell(new RunUntilDrained(1000, TestActor));
+        Assert.Equal(0, ExpectMsg<RunFinished>(Patience).Batches);
+
+        await AppendSeedRows(0, NewRows);
+        RunOneBatch(coordinator);
+        coordinator.Tell(new RunUntilDrained(1000, TestActor));
+        Assert.Equal(0, ExpectMsg<RunFinished>(Patience).Batches);
+        Assert.Equal(0, SessionTable.Pending(_temp.Path).LastCommittedBatch());
+    }
+
+    [Fact]
+    public async Task A_restarted_coordinator_continues_from_its_checkpoint_and_finds_open_sessions_in_the_output()
+    {
+        var first = StartCoordinator();
+        await AppendSeedRows(0, NewRows);
+        RunOneBatch(first);
+        Watch(first);
+        Sys.Stop(first);
+        ExpectTerminated(first, Patience);
+
+        await AppendSeedRows(1_000_000, (4, "page_9.html"));
+        var second = StartCoordinator();
+        var report = RunOneBatch(second);
+
+        // Users 1-3 had open sessions; the new coordinator learns them from batch 0's pending rows and closes them.
+        Assert.Equal((1L, 1L, 3L), (report.Batch, report.Pending, report.Completed));
+        second.Tell(GetStatus.Instance);
+        var state = ExpectMsg<StatusResult>(Patience).State;
+        Assert.Equal(2, state.NextBatch);
+        Assert.Null(state.InFlight);
+    }
+
+    [Fact]
+    public async Task Max_files_per_batch_splits_a_run_into_several_batches()
+    {
+        var coordinator = StartCoordinator();
+        await AppendSeedRows(0, (1, "a"));
+        await AppendSeedRows(10, (1, "b"));
+        await AppendSeedRows(20, (2, "c"));
+
+        coordinator.Tell(new RunUntilDrained(1, TestActor));
+        var reports = new[] { ExpectMsg<BatchReport>(Patience), ExpectMsg<BatchReport>(Patience), ExpectMsg<BatchReport>(Patience) };
+        Assert.Equal(3, ExpectMsg<RunFinished>(Patience).Batches);
+
+        Assert.Equal([0L, 1L, 2L], reports.Select(r => r.Batch));
+        Assert.All(reports, r => Assert.Equal(1, r.Files));
+        Assert.Equal([(1L, "a -> b", 2L)], await Completed());
+        Assert.Equal((2L, "c", 2L), (await Pending()).Last());
+    }
+
+    [Fact]
+    public void A_user_session_answers_a_replayed_batch_with_the_outcome_it_persisted()
+    {
+        var session = Sys.ActorOf(UserSession.Props(42, 100));
+        session.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
+        var first = ExpectMsg<UserSessionProtocol.BatchApplied>(Patience);
+        session.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
+        var replay = ExpectMsg<UserSessionProtocol.BatchApplied>(Patience);
+        Assert.Equal("a", replay.Outcome!.Session.ConcatenatedPages);
+        Assert.Equal(first.Outcome, replay.Outcome);
+
+        Watch(session);
+        Sys.Stop(session);
+        ExpectTerminated(session);
+        var recovered = Sys.ActorOf(UserSession.Props(42, 100));
+        recovered.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
+        Assert.Equal(first.Outcome, ExpectMsg<UserSessionProtocol.BatchApplied>(Patience).Outcome);
+    }
+
+    public new void Dispose()
+    {
+        base.Dispose();
+        _temp.Dispose();
+    }
+}

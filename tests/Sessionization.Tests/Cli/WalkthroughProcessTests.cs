@@ -1,0 +1,174 @@
+using System.Text.RegularExpressions;
+
+namespace Sessionization.Tests.Cli;
+
+/// <summary>The seed's walkthrough with a new process for every command, checking what a user sees.</summary>
+public sealed partial class WalkthroughProcessTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    private string Data => _temp.Combine("data");
+
+    [Fact]
+    public void The_walkthrough_prints_the_seeds_tables_with_a_new_process_per_command()
+    {
+        var generated = SessionizeProcess.Ok(Data, "generate-new-rows");
+        Assert.Equal("appended 4 visits to visits_table as version 0\n", generated.Out);
+
+        var visits = SessionizeProcess.Ok(Data, "read-tables").Out;
+        var lines = visits.Split('\n');
+        Assert.Matches(@"^\|user_id\|visit_time {9,16}\|page {7}\|$", lines[1]);
+        Assert.Equal(["1", "1", "2", "3"], lines[3..7].Select(l => l.Split('|')[1].Trim()));
+        Assert.Equal(["page_1.html", "page_2.html", "page_3.html", "page_4.html"], lines[3..7].Select(l => l.Split('|')[3].Trim()));
+        Assert.All(lines[3..7], l => Assert.Matches(@"^\|\d +\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})? *\|page_\d\.html\|$", l));
+
+        Assert.Matches(@"^batch 0: 1 file \(visits_table v0\.\.v0\), 4 visits, 3 users, 3 pending, 0 completed \[\d+ ms\]\nrun: 1 batch committed\n$", SessionizeProcess.Ok(Data, "run").Out);
+        Assert.Equal(
+            """
+            PENDING SESSIONS
+            +-------+--------------------------+------------+
+            |user_id|concatenated_pages        |batch_number|
+            +-------+--------------------------+------------+
+            |1      |page_1.html -> page_2.html|0           |
+            |2      |page_3.html               |0           |
+            |3      |page_4.html               |0           |
+            +-------+--------------------------+------------+
+
+            SESSIONS
+            +-------+------------------+
+            |user_id|concatenated_pages|
+            +-------+------------------+
+            +-------+------------------+
+
+            """,
+            SessionizeProcess.Ok(Data, "read-session-tables").Out);
+
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        Assert.StartsWith("batch 1: 1 file (visits_table v1..v1), 4 visits, 3 users, 3 pending, 0 completed", SessionizeProcess.Ok(Data, "run").Out);
+        SessionizeProcess.Ok(Data, "generate-closing-rows");
+        Assert.StartsWith("batch 2: 1 file (visits_table v2..v2), 2 visits, 4 users, 2 pending, 2 completed", SessionizeProcess.Ok(Data, "run").Out);
+
+        Assert.Equal(
+            """
+            PENDING SESSIONS
+            +-------+--------------------------------------------------------+------------+
+            |user_id|concatenated_pages                                      |batch_number|
+            +-------+--------------------------------------------------------+------------+
+            |1      |page_1.html -> page_2.html                              |0           |
+            |2      |page_3.html                                             |0           |
+            |3      |page_4.html                                             |0           |
+            |1      |page_1.html -> page_2.html -> page_1.html -> page_2.html|1           |
+            |2      |page_3.html -> page_3.html                              |1           |
+            |3      |page_4.html -> page_4.html                              |1           |
+            |3      |page_4.html -> page_4.html -> page_1.html               |2           |
+            |4      |page_2.html                                             |2           |
+            +-------+--------------------------------------------------------+------------+
+
+            SESSIONS
+            +-------+--------------------------------------------------------+
+            |user_id|concatenated_pages                                      |
+            +-------+--------------------------------------------------------+
+            |1      |page_1.html -> page_2.html -> page_1.html -> page_2.html|
+            |2      |page_3.html -> page_3.html                              |
+            +-------+--------------------------------------------------------+
+
+            """,
+            SessionizeProcess.Ok(Data, "read-session-tables").Out);
+
+        Assert.Equal("run: no new visits since the last checkpoint; no batch formed\n", SessionizeProcess.Ok(Data, "run").Out);
+
+        var status = SessionizeProcess.Ok(Data, "status").Out;
+        Assert.Contains("last committed batch:   2 (2 visits, 2 pending, 2 completed)", status);
+        Assert.Contains("visits-table version:   consumed 2, available 2", status);
+        Assert.Contains("pending sessions:       2", status);
+        Assert.Contains("retained checkpoints:   3 (start of batches 1..3)", status);
+        Assert.Contains("batch in flight:        none", status);
+    }
+
+    [Fact]
+    public void Wide_csv_and_json_formats_carry_times_and_counts()
+    {
+        SessionizeProcess.Ok(Data, "append-visits", Csv(_temp, "user_id,visit_time,page\n7,2026-02-15T13:23:19.045843Z,a\n7,2026-02-15 13:23:20,b\n"));
+        SessionizeProcess.Ok(Data, "run");
+
+        var wide = SessionizeProcess.Ok(Data, "read-session-tables", "--wide").Out;
+        Assert.Contains("|user_id|concatenated_pages|batch_number|start_time                |end_time           |visit_count|", wide);
+        Assert.Contains("|7      |a -> b            |0           |2026-02-15 13:23:19.045843|2026-02-15 13:23:20|2          |", wide);
+
+        var csv = SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv").Out;
+        Assert.Equal("# PENDING SESSIONS\nuser_id,concatenated_pages,batch_number\n7,a -> b,0\n\n# SESSIONS\nuser_id,concatenated_pages\n", csv);
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "read-session-tables", "--format", "json", "--wide").Out)!;
+        Assert.Equal(7, (long)json["pending_sessions"]![0]!["user_id"]!);
+        Assert.Equal("2026-02-15T13:23:19.045843Z", (string)json["pending_sessions"]![0]!["start_time"]!);
+        Assert.Equal(2, (long)json["pending_sessions"]![0]!["visit_count"]!);
+        Assert.Empty(json["sessions"]!.AsArray());
+    }
+
+    [Fact]
+    public void Max_files_per_batch_splits_one_run_into_several_batches()
+    {
+        SessionizeProcess.Ok(Data, "generate", "--users", "20", "--visits", "300", "--commits", "5", "--seed", "3");
+
+        var run = SessionizeProcess.Ok(Data, "run", "--max-files-per-batch", "2").Out.TrimEnd('\n').Split('\n');
+
+        Assert.Equal(4, run.Length);
+        Assert.StartsWith("batch 0: 2 files (visits_table v0..v1)", run[0]);
+        Assert.StartsWith("batch 1: 2 files (visits_table v2..v3)", run[1]);
+        Assert.StartsWith("batch 2: 1 file (visits_table v4..v4)", run[2]);
+        Assert.Equal("run: 3 batches committed", run[3]);
+        var visitCount = run[..3].Sum(l => int.Parse(VisitCount().Match(l).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(300, visitCount);
+    }
+
+    [Fact]
+    public void The_same_visits_give_byte_identical_session_tables()
+    {
+        var csv = Csv(_temp, "user_id,visit_time,page\n1,2026-01-01T00:00:00Z,a\n2,2026-01-01T00:00:01Z,b\n1,2026-01-01T00:00:02Z,c\n");
+        string[] dirs = [_temp.Combine("one"), _temp.Combine("two")];
+        foreach (var dir in dirs)
+        {
+            SessionizeProcess.Ok(dir, "append-visits", csv);
+            SessionizeProcess.Ok(dir, "run");
+            SessionizeProcess.Ok(dir, "append-visits", Csv(_temp, "user_id,visit_time,page\n2,2026-01-01T00:01:00Z,d\n"));
+            SessionizeProcess.Ok(dir, "run");
+        }
+
+        foreach (var table in new[] { "sessions", "pending_sessions" })
+        {
+            var left = Directory.EnumerateFiles(Path.Combine(dirs[0], table), "*", SearchOption.AllDirectories).Order().ToList();
+            var right = Directory.EnumerateFiles(Path.Combine(dirs[1], table), "*", SearchOption.AllDirectories).Order().ToList();
+            Assert.NotEmpty(left);
+            Assert.Equal(left.Select(f => Path.GetRelativePath(dirs[0], f)), right.Select(f => Path.GetRelativePath(dirs[1], f)));
+            for (var i = 0; i < left.Count; i++)
+                Assert.True(File.ReadAllBytes(left[i]).SequenceEqual(File.ReadAllBytes(right[i])), $"{left[i]} differs");
+        }
+    }
+
+    [Fact]
+    public void Generate_is_deterministic_for_a_seed()
+    {
+        string Visits(string dir, string seed)
+        {
+            SessionizeProcess.Ok(dir, "generate", "--users", "50", "--visits", "200", "--commits", "3", "--seed", seed);
+            return SessionizeProcess.Ok(dir, "read-tables", "--format", "csv").Out;
+        }
+
+        var a = Visits(_temp.Combine("a"), "9");
+        Assert.Equal(a, Visits(_temp.Combine("b"), "9"));
+        Assert.NotEqual(a, Visits(_temp.Combine("c"), "10"));
+        Assert.Equal(201, a.TrimEnd('\n').Split('\n').Length);
+    }
+
+    internal static string Csv(TempDirectory temp, string content)
+    {
+        var path = temp.Combine($"visits-{Guid.NewGuid():N}.csv");
+        File.WriteAllText(path, content);
+        return path;
+    }
+
+    [GeneratedRegex(@", (\d+) visits,")]
+    private static partial Regex VisitCount();
+
+    public void Dispose() => _temp.Dispose();
+}
