@@ -102,7 +102,6 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter));
         await using (stop.Register(() => never.TrySetResult(0)))
             await never.Task;
-        stop.ThrowIfCancellationRequested();
     }
 
     public async Task<CoordinatorState> GetStateAsync(CancellationToken cancellationToken) =>

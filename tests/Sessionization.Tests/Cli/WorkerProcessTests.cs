@@ -1,0 +1,101 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Sessionization.Tests.Cli;
+
+/// <summary>The long-running worker as a real process: polling, the one-coordinator lock, clean stop on SIGTERM.</summary>
+public sealed class WorkerProcessTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
+    private readonly TempDirectory _temp = new();
+
+    private string Data => _temp.Combine("data");
+
+    private sealed class RunningWorker : IDisposable
+    {
+        private readonly BlockingCollection<string> _lines = [];
+
+        public RunningWorker(string data)
+        {
+            Process = Process.Start(SessionizeProcess.StartInfo(data, ["worker", "--poll-interval", "100ms"]))!;
+            Process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                    _lines.Add(e.Data);
+            };
+            Process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                    _lines.Add("stderr: " + e.Data);
+            };
+            Process.BeginOutputReadLine();
+            Process.BeginErrorReadLine();
+        }
+
+        public Process Process { get; }
+
+        /// <summary>Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for messages.</summary>
+        public string WaitFor(string prefix)
+        {
+            var seen = new List<string>();
+            while (_lines.TryTake(out var line, Patience))
+            {
+                seen.Add(line);
+                if (line.StartsWith(prefix, StringComparison.Ordinal))
+                    return line;
+            }
+
+            throw new TimeoutException($"worker never printed '{prefix}'; it printed:\n{string.Join('\n', seen)}");
+        }
+
+        public void Signal(string signal) => Process.Start("kill", ["-" + signal, Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+
+        public void Dispose()
+        {
+            if (!Process.HasExited)
+                Process.Kill(entireProcessTree: true);
+            Process.Dispose();
+        }
+    }
+
+    [Fact]
+    public void The_worker_processes_new_commits_refuses_a_second_coordinator_and_stops_on_sigterm()
+    {
+        using var worker = new RunningWorker(Data);
+        worker.WaitFor("worker: polling");
+
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        Assert.StartsWith("batch 0: 1 file (visits_table v0..v0), 4 visits, 3 users, 3 pending", worker.WaitFor("batch 0:"));
+
+        var second = SessionizeProcess.Run(Data, "run");
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains("another coordinator is active on", second.Err);
+        Assert.Contains($"pid {worker.Process.Id} (worker)", second.Err);
+
+        SessionizeProcess.Ok(Data, "generate-closing-rows");
+        Assert.StartsWith("batch 1: 1 file (visits_table v1..v1), 2 visits, 4 users, 2 pending, 2 completed", worker.WaitFor("batch 1:"));
+
+        worker.Signal("TERM");
+        worker.WaitFor("worker: stopping");
+        Assert.True(worker.Process.WaitForExit(Patience), "worker did not exit after SIGTERM");
+        Assert.Equal(0, worker.Process.ExitCode);
+
+        Assert.Equal("run: no new visits since the last checkpoint; no batch formed\n", SessionizeProcess.Ok(Data, "run").Out);
+    }
+
+    [Fact]
+    public void A_killed_worker_does_not_leave_the_lock_stuck()
+    {
+        using (var worker = new RunningWorker(Data))
+        {
+            worker.WaitFor("worker: polling");
+            worker.Signal("KILL");
+            Assert.True(worker.Process.WaitForExit(Patience));
+        }
+
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        Assert.StartsWith("batch 0:", SessionizeProcess.Ok(Data, "run").Out);
+    }
+
+    public void Dispose() => _temp.Dispose();
+}
