@@ -10,14 +10,12 @@ namespace Sessionization.Actors;
 /// <summary>
 /// Owns the source cursor and the batch boundaries. It records each batch's plan before running it, so a
 /// restart runs the same batch again, and records the commit only after the sink has made the batch's
-/// output durable. A snapshot after each commit is a checkpoint; the newest <c>retain</c> are kept.
+/// output durable. A snapshot after each commit is a checkpoint; the newest <c>retain</c> are kept, and a
+/// run can be rewound to any of them.
 /// </summary>
 public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 {
     public const string Id = "batch-coordinator";
-
-    /// <summary>Every batch persists exactly two events (planned, committed), which is how old checkpoints are located.</summary>
-    private const int EventsPerBatch = 2;
 
     private readonly SessionizationSettings _settings;
     private readonly IActorRef _userSessions;
@@ -28,7 +26,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private IReadOnlySet<long>? _openUsers;
     private IActorRef? _reportTo;
     private int _maxFiles;
+    private BadRowsMode _badRows;
     private bool _drain;
+    private long? _drainUpToVersion;
+    private long? _rewindRequested;
     private bool _busy;
     private int _batchesThisRun;
     private int _attempt;
@@ -43,21 +44,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         _maxFiles = settings.MaxFilesPerBatch;
 
         Recover<SnapshotOffer>(offer => _state = (CoordinatorState)offer.Snapshot);
-        Recover<ICoordinatorEvent>(e => _state = _state.Apply(e));
+        Recover<ICoordinatorEvent>(e => _state = _state.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
 
-        Command<RunUntilDrained>(m =>
-        {
-            _reportTo = m.ReportTo;
-            _maxFiles = m.MaxFilesPerBatch;
-            _drain = true;
-            _batchesThisRun = 0;
-            if (!_busy)
-                Next();
-        });
+        Command<RunUntilDrained>(OnRunUntilDrained);
         Command<StartPolling>(m =>
         {
             _reportTo = m.ReportTo;
             _maxFiles = m.MaxFilesPerBatch;
+            _badRows = m.BadRows;
             _drain = false;
             Timers.StartPeriodicTimer(Poll.Instance, Poll.Instance, m.Interval);
             if (!_busy)
@@ -73,8 +67,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         Command<PlanFailed>(f => Failed(f.Reason));
         Command<BatchExecuted>(OnExecuted);
         Command<BatchExecutionFailed>(f => Failed(f.Reason));
+        Command<RewindFinished>(OnRewound);
+        Command<RewindFailed>(f => Failed($"rewind to batch {f.Batch} failed: {f.Reason}"));
         Command<SaveSnapshotSuccess>(OnCheckpointSaved);
-        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint after batch {0} was not saved: {1}", _state.NextBatch - 1, f.Cause.Message));
+        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {0} was not saved: {1}", _state.NextBatch, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("old checkpoints were not deleted: {0}", f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -93,9 +89,47 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         public static Poll Instance { get; } = new();
     }
 
-    private sealed record Planned(BatchPlan? Plan);
+    private sealed record Planned(BatchPlan? Plan, long UpToVersion);
 
     private sealed record PlanFailed(string Reason);
+
+    private void OnRunUntilDrained(RunUntilDrained m)
+    {
+        _reportTo = m.ReportTo;
+        _maxFiles = m.MaxFilesPerBatch;
+        _badRows = m.BadRows;
+        _drain = true;
+        _drainUpToVersion = null;
+        _batchesThisRun = 0;
+        // A batch in flight is finished before a rewind, so that the rewind takes back everything it touched;
+        // whether the batch asked for is retained is checked once it is.
+        _rewindRequested = m.FromBatch;
+
+        if (!_busy)
+            Next();
+    }
+
+    private string RewindRefusal(long from)
+    {
+        if (from >= _state.NextBatch)
+            return $"batch {from} has not been committed yet (the next batch is {_state.NextBatch})";
+        var retained = _state.RetainedBatches.ToList();
+        return retained.Count == 0
+            ? $"batch {from} is no longer retained; no checkpoints are retained"
+            : $"batch {from} is no longer retained; retained checkpoints: batches {string.Join(", ", Ranges(retained))}";
+    }
+
+    private static IEnumerable<string> Ranges(List<long> batches)
+    {
+        for (var i = 0; i < batches.Count;)
+        {
+            var j = i;
+            while (j + 1 < batches.Count && batches[j + 1] == batches[j] + 1)
+                j++;
+            yield return i == j ? $"{batches[i]}" : $"{batches[i]}..{batches[j]}";
+            i = j + 1;
+        }
+    }
 
     private void Next()
     {
@@ -107,16 +141,65 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        if (_state.RewindingTo is { } rewinding)
+        {
+            // A rewind interrupted by a crash is run again; each of its steps is idempotent.
+            StartRewind(rewinding);
+            return;
+        }
+
+        if (_rewindRequested is { } requested)
+        {
+            _rewindRequested = null;
+            if (!_state.CanRewindTo(requested))
+            {
+                Failed(RewindRefusal(requested));
+                return;
+            }
+
+            Persist(new RewindStarted(requested), e =>
+            {
+                _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
+                StartRewind(requested);
+            });
+            return;
+        }
+
         var batch = _state.NextBatch;
         var cursor = _state.Cursor;
         var maxFiles = _maxFiles;
         var visits = _visits;
-        Task.Run(() => new Planned(BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), maxFiles)))
+        var upTo = _drain ? _drainUpToVersion : long.MaxValue;
+        Task.Run(() =>
+            {
+                // A drain run takes what was committed when it began (Spark's "available now"), so it always ends.
+                var limit = upTo ?? visits.Delta.LatestVersion() ?? -1;
+                return new Planned(BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), maxFiles, limit), limit);
+            })
             .PipeTo(Self, failure: e => new PlanFailed((e is AggregateException { InnerException: { } i } ? i : e).Message));
+    }
+
+    private void StartRewind(long batch)
+    {
+        _openUsers = null;
+        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout), $"rewind-{batch}-{++_attempt}");
+    }
+
+    private void OnRewound(RewindFinished finished)
+    {
+        Persist(new RewindCompleted(finished.Batch), e =>
+        {
+            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
+            SaveSnapshot(_state);
+            _reportTo?.Tell(new RewindReport(finished.Batch, finished.UndoneBatches, finished.UsersReset));
+            Next();
+        });
     }
 
     private void OnPlanned(Planned planned)
     {
+        if (_drain)
+            _drainUpToVersion ??= planned.UpToVersion;
         if (planned.Plan is not { } plan)
         {
             _busy = false;
@@ -127,7 +210,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
         Persist(new BatchPlanned(plan), e =>
         {
-            _state = _state.Apply(e);
+            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
             Execute(plan, replayed: false);
         });
     }
@@ -136,7 +219,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     {
         _replayed = replayed;
         Context.ActorOf(
-            BatchExecution.Props(plan, _openUsers, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout),
+            BatchExecution.Props(plan, _openUsers, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout),
             $"batch-{plan.Batch}-{++_attempt}");
     }
 
@@ -145,25 +228,27 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         var plan = executed.Plan;
         Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed), e =>
         {
-            _state = _state.Apply(e);
+            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
             _openUsers = executed.OpenUsers;
             SaveSnapshot(_state);
             _batchesThisRun++;
             _reportTo?.Tell(new BatchReport(
                 plan.Batch, plan.Files.Count, plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
-                executed.Pending, executed.Completed, _replayed, executed.Elapsed));
+                executed.Pending, executed.Completed, executed.Quarantined, _replayed, executed.Elapsed));
             Next();
         });
     }
 
     private void OnCheckpointSaved(SaveSnapshotSuccess saved)
     {
-        var oldest = saved.Metadata.SequenceNr - ((long)_settings.RetainCheckpoints * EventsPerBatch);
-        if (oldest <= 0)
+        // The oldest retained checkpoint's commit is the oldest journal position still needed; everything before it goes.
+        if (_state.Checkpoints.Count == 0)
             return;
-        // Checkpoints older than the retained ones, and the journal they cover, are no longer needed.
-        DeleteSnapshots(new SnapshotSelectionCriteria(oldest));
-        DeleteMessages(oldest);
+        var oldest = _state.Checkpoints[0].CommitSequenceNr;
+        if (oldest <= 1)
+            return;
+        DeleteSnapshots(new SnapshotSelectionCriteria(oldest - 1));
+        DeleteMessages(oldest - 1);
     }
 
     private void Failed(string reason)

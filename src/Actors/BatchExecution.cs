@@ -21,10 +21,11 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly List<SessionRow> _pending = [];
     private readonly List<SessionRow> _completed = [];
     private readonly HashSet<long> _openAfter = [];
+    private readonly HashSet<long> _answered = [];
     private Loaded? _loaded;
     private int _awaiting;
 
-    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
+    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
     {
         _plan = plan;
         _userSessions = userSessions;
@@ -33,33 +34,44 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Receive<Loaded>(OnLoaded);
         Receive<Status.Failure>(f => Fail(Unwrap(f.Cause)));
         Receive<BatchApplied>(OnApplied);
-        Receive<BatchApplyFailed>(f => Fail($"batch {plan.Batch}: {f.Reason}"));
+        Receive<BatchApplyFailed>(f =>
+        {
+            // A user that already answered may still stop later; only a missing answer fails the batch.
+            if (f.Batch == plan.Batch && !_answered.Contains(f.UserId))
+                Fail($"batch {plan.Batch}: {f.Reason}");
+        });
         Receive<BatchWritten>(OnWritten);
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
         Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: timed out after {timeout} with {_awaiting} user sessions still to answer"));
 
         Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
-        LoadAsync(plan, openUsers, baseDirectory).PipeTo(Self);
+        LoadAsync(plan, openUsers, badRows, baseDirectory).PipeTo(Self);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
-        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, baseDirectory, userSessions, sink, timeout));
+    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
+        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, badRows, baseDirectory, userSessions, sink, timeout));
 
-    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<long> ToClose, long Visits, long MaxTimeMicros);
+    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<long> ToClose, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
 
     private sealed class TimedOut
     {
         public static TimedOut Instance { get; } = new();
     }
 
-    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlySet<long>? openUsers, string baseDirectory)
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory)
     {
         var visitsTable = VisitsTable.In(baseDirectory);
         var visits = new List<Visit>();
+        var quarantined = new List<QuarantinedRow>();
         foreach (var file in plan.Files)
-            visits.AddRange(await visitsTable.ReadFileAsync(file));
+        {
+            var read = await visitsTable.ReadFileAsync(file, badRows, plan.Batch);
+            visits.AddRange(read.Visits);
+            quarantined.AddRange(read.Quarantined);
+        }
+
         var byUser = BatchGrouping.ByUser(visits);
         // The users with an open session are those pending after the previous batch; after a restart they come from its output.
         openUsers ??= plan.Batch == 0
@@ -67,7 +79,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             : (await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1)).Select(r => r.UserId).ToHashSet();
         var toClose = BatchGrouping.UsersToClose(openUsers, byUser);
         var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
-        return new Loaded(byUser, toClose, visits.Count, maxTime);
+        return new Loaded(byUser, toClose, visits.Count, maxTime, quarantined);
     }
 
     private void OnLoaded(Loaded loaded)
@@ -84,7 +96,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 
     private void OnApplied(BatchApplied applied)
     {
-        if (applied.Batch != _plan.Batch)
+        if (applied.Batch != _plan.Batch || !_answered.Add(applied.UserId))
             return;
         switch (applied.Outcome)
         {
@@ -106,7 +118,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         // Rows sorted by user so that the same input always writes the same file.
         _pending.Sort((a, b) => a.UserId.CompareTo(b.UserId));
         _completed.Sort((a, b) => a.UserId.CompareTo(b.UserId));
-        _sink.Tell(new WriteBatch(_plan.Batch, _completed, _pending, _loaded!.MaxTimeMicros / 1000));
+        _sink.Tell(new WriteBatch(_plan.Batch, _completed, _pending, _loaded!.Quarantined, _loaded.MaxTimeMicros / 1000));
     }
 
     private void OnWritten(BatchWritten written)
@@ -118,6 +130,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             loaded.ByUser.Count + loaded.ToClose.Count,
             _pending.Count,
             _completed.Count,
+            loaded.Quarantined.Count,
             _openAfter,
             _clock.Elapsed));
         Context.Stop(Self);
@@ -133,6 +146,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
-public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, IReadOnlySet<long> OpenUsers, TimeSpan Elapsed);
+public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlySet<long> OpenUsers, TimeSpan Elapsed);
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

@@ -22,32 +22,56 @@ public static class UserSessionProtocol
 
     /// <summary>A user actor with no open session asks its parent to stop it.</summary>
     public sealed record Passivate(long UserId) : IUserSessionMessage;
+
+    /// <summary>Take the user's session back to how it stood before <paramref name="Batch"/>.</summary>
+    public sealed record RewindTo(long UserId, long Batch) : IUserSessionMessage;
+
+    public sealed record UserRewound(long UserId, long Batch) : IUserSessionMessage;
+
+    public sealed record UserRewindFailed(long UserId, long Batch, string Reason) : IUserSessionMessage;
+
+    /// <summary>A user actor tells its parent it cannot go on (its recovery failed), so the parent can answer for it.</summary>
+    public sealed record UserSessionFailed(long UserId, string Reason) : IUserSessionMessage;
 }
 
 /// <summary>Messages to and from the session sink.</summary>
 public static class SinkProtocol
 {
     /// <summary>One batch's output for both session tables.</summary>
-    public sealed record WriteBatch(long Batch, IReadOnlyList<SessionRow> Completed, IReadOnlyList<SessionRow> Pending, long CommitTimeMillis);
+    public sealed record WriteBatch(
+        long Batch, IReadOnlyList<SessionRow> Completed, IReadOnlyList<SessionRow> Pending, IReadOnlyList<QuarantinedRow> Quarantined, long CommitTimeMillis);
 
     /// <summary>Both tables hold the batch; a flag is false where it was there already (a replay).</summary>
     public sealed record BatchWritten(long Batch, bool PendingWritten, bool CompletedWritten);
 
     public sealed record BatchWriteFailed(long Batch, string Reason);
+
+    /// <summary>Take back every batch from <paramref name="Batch"/> on, in all output tables.</summary>
+    public sealed record RewindTables(long Batch, long CommitTimeMillis);
+
+    public sealed record TablesRewound(long Batch);
+
+    public sealed record TablesRewindFailed(long Batch, string Reason);
 }
 
 /// <summary>Messages to and from the batch coordinator.</summary>
 public static class CoordinatorProtocol
 {
-    /// <summary>Drain-and-exit: process every committed visit as batches, then report <see cref="RunFinished"/>.</summary>
-    public sealed record RunUntilDrained(int MaxFilesPerBatch, IActorRef ReportTo);
+    /// <summary>
+    /// Drain-and-exit: process every visit committed when the run starts as batches, then report <see cref="RunFinished"/>.
+    /// With <paramref name="FromBatch"/>, first rewind to the checkpoint at the start of that batch.
+    /// </summary>
+    public sealed record RunUntilDrained(int MaxFilesPerBatch, IActorRef ReportTo, long? FromBatch = null, BadRowsMode BadRows = BadRowsMode.Fail);
+
+    /// <summary>A rewind finished: batches from <paramref name="Batch"/> on were taken back and will run again.</summary>
+    public sealed record RewindReport(long Batch, long UndoneBatches, long UsersReset);
 
     /// <summary>Long-running: look for new commits every <paramref name="Interval"/> until stopped.</summary>
-    public sealed record StartPolling(int MaxFilesPerBatch, TimeSpan Interval, IActorRef ReportTo);
+    public sealed record StartPolling(int MaxFilesPerBatch, TimeSpan Interval, IActorRef ReportTo, BadRowsMode BadRows = BadRowsMode.Fail);
 
     /// <summary>One committed batch, for the one-line summary.</summary>
     public sealed record BatchReport(
-        long Batch, int Files, long FromVersion, long ToVersion, long Visits, long ActiveUsers, long Pending, long Completed, bool Replayed, TimeSpan Elapsed);
+        long Batch, int Files, long FromVersion, long ToVersion, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, bool Replayed, TimeSpan Elapsed);
 
     public sealed record RunFinished(int Batches);
 

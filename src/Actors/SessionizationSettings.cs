@@ -7,7 +7,8 @@ public sealed record SessionizationSettings(
     TimeSpan PollInterval,
     int RetainCheckpoints,
     int SnapshotEvery,
-    TimeSpan BatchTimeout)
+    TimeSpan BatchTimeout,
+    Sessionization.Persistence.Tables.BadRowsMode BadRows = Sessionization.Persistence.Tables.BadRowsMode.Fail)
 {
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
@@ -18,6 +19,12 @@ public sealed record SessionizationSettings(
             c.GetTimeSpan("poll-interval"),
             c.GetInt("checkpoints.retain"),
             c.GetInt("user-sessions.snapshot-every"),
-            c.GetTimeSpan("batch-timeout"));
+            c.GetTimeSpan("batch-timeout"),
+            c.GetString("bad-rows", "fail").ToLowerInvariant() switch
+            {
+                "fail" => Sessionization.Persistence.Tables.BadRowsMode.Fail,
+                "quarantine" => Sessionization.Persistence.Tables.BadRowsMode.Quarantine,
+                var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
+            });
     }
 }

@@ -9,12 +9,12 @@ namespace Sessionization.Actors;
 /// One user's pending session, persisted. Per batch it receives one <see cref="ApplyBatch"/>, persists at most
 /// one event and replies with the outcome; a batch it has applied already is answered from its state.
 /// </summary>
-public sealed class UserSession : ReceivePersistentActor
+public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
 {
     private readonly int _snapshotEvery;
     private UserSessionState _state;
     private int _eventsSinceSnapshot;
-    private (IActorRef ReplyTo, long Batch)? _inFlight;
+    private (IActorRef ReplyTo, object Failure)? _inFlight;
 
     public UserSession(long userId, int snapshotEvery)
     {
@@ -29,9 +29,7 @@ public sealed class UserSession : ReceivePersistentActor
             _eventsSinceSnapshot++;
         });
 
-        Command<ApplyBatch>(Handle);
-        Command<SaveSnapshotSuccess>(_ => { });
-        Command<SaveSnapshotFailure>(_ => { });
+        Ready();
     }
 
     public override string PersistenceId { get; }
@@ -39,6 +37,14 @@ public sealed class UserSession : ReceivePersistentActor
     public static string PersistenceIdFor(long userId) => $"user-session-{userId}";
 
     public static Props Props(long userId, int snapshotEvery) => Akka.Actor.Props.Create(() => new UserSession(userId, snapshotEvery));
+
+    private void Ready()
+    {
+        Command<ApplyBatch>(Handle);
+        Command<RewindTo>(Rewind);
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(_ => { });
+    }
 
     private void Handle(ApplyBatch command)
     {
@@ -51,20 +57,59 @@ public sealed class UserSession : ReceivePersistentActor
         }
 
         var replyTo = Sender;
-        _inFlight = (replyTo, command.Batch);
+        _inFlight = (replyTo, new BatchApplyFailed(_state.UserId, command.Batch, ""));
         Persist(decided, e =>
         {
             _state = _state.Apply(e);
             _inFlight = null;
             replyTo.Tell(new BatchApplied(_state.UserId, e.Batch, _state.OutcomeOf(e.Batch)));
-            if (++_eventsSinceSnapshot >= _snapshotEvery && _state.Open is not null)
-            {
-                SaveSnapshot(_state);
-                _eventsSinceSnapshot = 0;
-            }
-
+            SnapshotIfDue();
             PassivateIfIdle();
         });
+    }
+
+    private void Rewind(RewindTo command)
+    {
+        if (_state.LastAppliedBatch < command.Batch)
+        {
+            Sender.Tell(new UserRewound(_state.UserId, command.Batch));
+            PassivateIfIdle();
+            return;
+        }
+
+        // The state before the batch is in the journal, not in memory: a reader replays it from the start.
+        var replyTo = Sender;
+        Context.ActorOf(UserSessionReplay.Props(_state.UserId, command.Batch));
+        Become(() =>
+        {
+            Command<UserSessionReplay.Replayed>(replayed => Persist(new SessionRewound(command.Batch, replayed.State), e =>
+            {
+                _state = _state.Apply(e);
+                _inFlight = null;
+                replyTo.Tell(new UserRewound(_state.UserId, command.Batch));
+                SaveSnapshot(_state);
+                _eventsSinceSnapshot = 0;
+                Become(Ready);
+                Stash.UnstashAll();
+            }));
+            Command<UserSessionReplay.ReplayFailed>(failed =>
+            {
+                replyTo.Tell(new UserRewindFailed(_state.UserId, command.Batch, failed.Reason));
+                Become(Ready);
+                Stash.UnstashAll();
+            });
+            CommandAny(_ => Stash.Stash());
+        });
+        _inFlight = (replyTo, new UserRewindFailed(_state.UserId, command.Batch, ""));
+    }
+
+    private void SnapshotIfDue()
+    {
+        if (++_eventsSinceSnapshot >= _snapshotEvery && _state.Open is not null)
+        {
+            SaveSnapshot(_state);
+            _eventsSinceSnapshot = 0;
+        }
     }
 
     private void PassivateIfIdle()
@@ -76,27 +121,71 @@ public sealed class UserSession : ReceivePersistentActor
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        ReportFailure("journal write failed", cause);
+        ReportFailure($"{PersistenceId}: journal write failed: {cause.Message}");
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
-        ReportFailure("journal rejected the event", cause);
+        ReportFailure($"{PersistenceId}: journal rejected the event: {cause.Message}");
         base.OnPersistRejected(cause, @event, sequenceNr);
+        Become(Ready);
+        Stash.UnstashAll();
     }
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        if (message is ApplyBatch command)
-            Sender.Tell(new BatchApplyFailed(_state.UserId, command.Batch, $"recovery of {PersistenceId} failed: {reason.Message}"));
+        // The command that started recovery is stashed and will be lost; the parent answers for it.
+        Context.Parent.Tell(new UserSessionFailed(_state.UserId, $"recovery of {PersistenceId} failed: {reason.Message}"));
         base.OnRecoveryFailure(reason, message);
     }
 
-    private void ReportFailure(string what, Exception cause)
+    private void ReportFailure(string reason)
     {
-        if (_inFlight is { } inFlight)
-            inFlight.ReplyTo.Tell(new BatchApplyFailed(_state.UserId, inFlight.Batch, $"{PersistenceId}: {what}: {cause.Message}"));
+        var failure = _inFlight?.Failure switch
+        {
+            BatchApplyFailed f => (object)(f with { Reason = reason }),
+            UserRewindFailed f => f with { Reason = reason },
+            _ => null,
+        };
+        if (failure is not null)
+            _inFlight!.Value.ReplyTo.Tell(failure);
         _inFlight = null;
     }
+}
+
+/// <summary>
+/// Reads a user's whole journal (no snapshot) to find the state before a batch, for a rewind. It shares the
+/// user's persistence id but never writes, and stops as soon as it has answered.
+/// </summary>
+public sealed class UserSessionReplay : ReceivePersistentActor
+{
+    private readonly List<IUserSessionEvent> _journal = [];
+
+    public UserSessionReplay(long userId, long batch)
+    {
+        PersistenceId = UserSession.PersistenceIdFor(userId);
+        Recover<IUserSessionEvent>(_journal.Add);
+        Recover<RecoveryCompleted>(_ =>
+        {
+            Context.Parent.Tell(new Replayed(UserSessionState.Before(userId, batch, _journal)));
+            Context.Stop(Self);
+        });
+    }
+
+    public override string PersistenceId { get; }
+
+    public override Recovery Recovery { get; } = new(SnapshotSelectionCriteria.None);
+
+    public static Props Props(long userId, long batch) => Akka.Actor.Props.Create(() => new UserSessionReplay(userId, batch));
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        Context.Parent.Tell(new ReplayFailed($"replaying {PersistenceId} failed: {reason.Message}"));
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    public sealed record Replayed(UserSessionState State);
+
+    public sealed record ReplayFailed(string Reason);
 }

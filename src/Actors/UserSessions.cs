@@ -5,20 +5,23 @@ namespace Sessionization.Actors;
 
 /// <summary>
 /// Parent of the per-user session actors: creates a user's actor on its first message and stops it when it
-/// asks to passivate, holding back messages that arrive while it stops so none reaches a dying actor.
+/// asks to passivate, holding back messages that arrive while it stops so none reaches a dying actor. If a
+/// user's actor fails before answering, the parent answers for it so no batch waits forever.
 /// </summary>
 public sealed class UserSessions : ReceiveActor
 {
     private readonly int _snapshotEvery;
     private readonly Dictionary<long, IActorRef> _live = [];
     private readonly Dictionary<IActorRef, long> _users = [];
-    private readonly Dictionary<long, List<(object Message, IActorRef Sender)>> _stopping = [];
+    private readonly Dictionary<long, List<(IUserSessionMessage Message, IActorRef Sender)>> _stopping = [];
+    private readonly Dictionary<long, (IUserSessionMessage Message, IActorRef Sender)> _lastDelivered = [];
 
     public UserSessions(int snapshotEvery)
     {
         _snapshotEvery = snapshotEvery;
 
         Receive<ApplyBatch>(Deliver);
+        Receive<RewindTo>(Deliver);
         Receive<Passivate>(p =>
         {
             if (_live.TryGetValue(p.UserId, out var child) && child.Equals(Sender) && !_stopping.ContainsKey(p.UserId))
@@ -27,26 +30,52 @@ public sealed class UserSessions : ReceiveActor
                 Context.Stop(child);
             }
         });
+        Receive<UserSessionFailed>(f => AnswerFor(f.UserId, f.Reason));
         Receive<Terminated>(t =>
         {
             if (!_users.Remove(t.ActorRef, out var userId))
                 return;
             _live.Remove(userId);
             if (!_stopping.Remove(userId, out var held))
+            {
+                AnswerFor(userId, $"{UserSession.PersistenceIdFor(userId)} stopped unexpectedly");
                 return;
+            }
+
+            _lastDelivered.Remove(userId);
             foreach (var (message, sender) in held)
-                ChildFor(userId).Tell(message, sender);
+                Send(userId, message, sender);
         });
     }
 
     public static Props Props(int snapshotEvery) => Akka.Actor.Props.Create(() => new UserSessions(snapshotEvery));
 
-    private void Deliver(ApplyBatch message)
+    private void Deliver(IUserSessionMessage message)
     {
         if (_stopping.TryGetValue(message.UserId, out var held))
             held.Add((message, Sender));
         else
-            ChildFor(message.UserId).Forward(message);
+            Send(message.UserId, message, Sender);
+    }
+
+    private void Send(long userId, IUserSessionMessage message, IActorRef sender)
+    {
+        _lastDelivered[userId] = (message, sender);
+        ChildFor(userId).Tell(message, sender);
+    }
+
+    /// <summary>Answers the last request delivered to a failed user actor with a failure, once.</summary>
+    private void AnswerFor(long userId, string reason)
+    {
+        if (!_lastDelivered.Remove(userId, out var last))
+            return;
+        object failure = last.Message switch
+        {
+            ApplyBatch a => new BatchApplyFailed(userId, a.Batch, reason),
+            RewindTo r => new UserRewindFailed(userId, r.Batch, reason),
+            _ => new BatchApplyFailed(userId, -1, reason),
+        };
+        last.Sender.Tell(failure);
     }
 
     private IActorRef ChildFor(long userId)

@@ -37,13 +37,14 @@ public sealed record BatchPlan(long Batch, SourceCursor From, SourceCursor To, I
 public static class BatchPlanner
 {
     /// <summary>
-    /// Plans the next batch from the files committed after <paramref name="cursor"/>, in log order, at most
-    /// <paramref name="maxFiles"/> of them. Returns null when there is nothing new: an empty run forms no batch.
+    /// Plans the next batch from the files committed after <paramref name="cursor"/> (given in log order), at most
+    /// <paramref name="maxFiles"/> of them and none from a version after <paramref name="upToVersion"/>: a run
+    /// takes what was available when it started. Returns null when there is nothing new: an empty run forms no batch.
     /// </summary>
-    public static BatchPlan? PlanNext(long batch, SourceCursor cursor, IEnumerable<SourceFile> available, int maxFiles)
+    public static BatchPlan? PlanNext(long batch, SourceCursor cursor, IEnumerable<SourceFile> available, int maxFiles, long upToVersion = long.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxFiles, 1);
-        var files = available.Where(f => f.Position.CompareTo(cursor) >= 0).OrderBy(f => f.Position).Take(maxFiles).ToList();
+        var files = available.Where(f => f.Position.CompareTo(cursor) >= 0).TakeWhile(f => f.Version <= upToVersion).Take(maxFiles).ToList();
         return files.Count == 0 ? null : new BatchPlan(batch, cursor, files[^1].Next, files);
     }
 }

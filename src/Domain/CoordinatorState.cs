@@ -5,25 +5,77 @@ public interface ICoordinatorEvent : IPersistedRecord;
 /// <summary>A batch was planned; recorded before any of it is dispatched so that a restart replays the same batch.</summary>
 public sealed record BatchPlanned(BatchPlan Plan) : ICoordinatorEvent;
 
-/// <summary>A batch's output is durable in both session tables; the cursor moves past it.</summary>
+/// <summary>A batch's output is durable in the session tables; the cursor moves past it.</summary>
 public sealed record BatchCommitted(long Batch, SourceCursor Cursor, long Visits, long Pending, long Completed) : ICoordinatorEvent;
 
-/// <summary>Summary of the last committed batch, kept for <c>status</c>.</summary>
+/// <summary>
+/// A rewind to the checkpoint at the start of <paramref name="Batch"/> began: the cursor and batch number go back
+/// at once; the user sessions and tables are taken back before any new batch is planned.
+/// </summary>
+public sealed record RewindStarted(long Batch) : ICoordinatorEvent;
+
+/// <summary>The user sessions and tables have been taken back to the start of <paramref name="Batch"/>.</summary>
+public sealed record RewindCompleted(long Batch) : ICoordinatorEvent;
+
+/// <summary>Summary of a committed batch, kept for <c>status</c> and for the one-line report.</summary>
 public sealed record CommittedBatch(long Batch, long LastVersion, long Visits, long Pending, long Completed);
 
 /// <summary>
-/// The batch coordinator's whole state: where the source cursor stands, the next batch number, the batch in
-/// flight if any. A snapshot of it after each commit is a checkpoint.
+/// A retained checkpoint: the coordinator's position at the start of <see cref="Batch"/>, and where that batch
+/// took it. <see cref="CommitSequenceNr"/> is the journal position of the batch's commit, where the snapshot after
+/// it was taken.
 /// </summary>
-public sealed record CoordinatorState(long NextBatch, SourceCursor Cursor, BatchPlan? InFlight, CommittedBatch? LastCommitted) : IPersistedRecord
-{
-    public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null);
+public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr);
 
-    public CoordinatorState Apply(ICoordinatorEvent @event) => @event switch
+/// <summary>
+/// The batch coordinator's whole state: where the source cursor stands, the next batch number, the batch in
+/// flight if any, a rewind in progress if any, and the retained checkpoints. A snapshot of it after each
+/// commit is a checkpoint.
+/// </summary>
+public sealed record CoordinatorState(
+    long NextBatch,
+    SourceCursor Cursor,
+    BatchPlan? InFlight,
+    long? RewindingTo,
+    IReadOnlyList<Checkpoint> Checkpoints) : IPersistedRecord
+{
+    public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null, []);
+
+    public CommittedBatch? LastCommitted => Checkpoints.Count == 0 ? null : Checkpoints[^1].Summary;
+
+    /// <summary>The batches whose starting checkpoint is retained, oldest first.</summary>
+    public IEnumerable<long> RetainedBatches => Checkpoints.Select(c => c.Batch);
+
+    public bool CanRewindTo(long batch) => batch == NextBatch || Checkpoints.Any(c => c.Batch == batch);
+
+    /// <summary>Folds <paramref name="event"/> in; <paramref name="sequenceNr"/> is its journal position, <paramref name="retain"/> how many checkpoints to keep.</summary>
+    public CoordinatorState Apply(ICoordinatorEvent @event, long sequenceNr, int retain) => @event switch
     {
-        BatchPlanned e when InFlight is null && e.Plan.Batch == NextBatch && e.Plan.From == Cursor => this with { InFlight = e.Plan },
-        BatchCommitted e when InFlight is not null && InFlight.Batch == e.Batch => new CoordinatorState(
-            e.Batch + 1, e.Cursor, null, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed)),
-        _ => throw new InvalidOperationException($"{@event} does not follow coordinator state (next batch {NextBatch}, in flight {InFlight?.Batch})"),
+        BatchPlanned e when InFlight is null && RewindingTo is null && e.Plan.Batch == NextBatch && e.Plan.From == Cursor =>
+            this with { InFlight = e.Plan },
+        BatchCommitted e when InFlight is not null && InFlight.Batch == e.Batch => this with
+        {
+            NextBatch = e.Batch + 1,
+            Cursor = e.Cursor,
+            InFlight = null,
+            Checkpoints = [.. Checkpoints.Skip(Math.Max(0, Checkpoints.Count + 1 - retain)),
+                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr)],
+        },
+        RewindStarted e when InFlight is null && CanRewindTo(e.Batch) => this with
+        {
+            NextBatch = e.Batch,
+            Cursor = e.Batch == NextBatch ? Cursor : Checkpoints.Single(c => c.Batch == e.Batch).From,
+            RewindingTo = e.Batch,
+            Checkpoints = [.. Checkpoints.Where(c => c.Batch < e.Batch)],
+        },
+        RewindCompleted e when RewindingTo == e.Batch => this with { RewindingTo = null },
+        _ => throw new InvalidOperationException(
+            $"{@event} does not follow coordinator state (next batch {NextBatch}, in flight {InFlight?.Batch}, rewinding to {RewindingTo})"),
     };
+
+    public bool Equals(CoordinatorState? other) =>
+        other is not null && NextBatch == other.NextBatch && Cursor == other.Cursor && Equals(InFlight, other.InFlight)
+        && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints);
+
+    public override int GetHashCode() => HashCode.Combine(NextBatch, Cursor, RewindingTo, Checkpoints.Count);
 }

@@ -91,17 +91,31 @@ public static class Program
         var provider = new Option<string?>("--provider") { Description = "State store: sqlite (embedded, default) or postgresql" };
         var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL connection string (with --provider postgresql)" };
 
-        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, provider, connection };
+        var badRows = new Option<string?>("--bad-rows") { Description = "fail (default): a bad visits file or row fails the batch; quarantine: set it aside in the quarantine table and go on" };
+        badRows.AcceptOnlyFromAmong("fail", "quarantine");
+        var fromBatch = new Option<long?>("--from-batch") { Description = "Rewind to the checkpoint at the start of batch N, take back batches N and later, and process again from there" };
+        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, fromBatch, badRows, provider, connection };
         run.SetAction((p, ct) => RunCommands.RunAsync(
-            Context(p, new CommandLineOverrides(MaxFilesPerBatch: p.GetValue(maxFiles), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct));
+            Context(p, new CommandLineOverrides(
+                MaxFilesPerBatch: p.GetValue(maxFiles), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection), BadRows: p.GetValue(badRows))),
+            ct,
+            p.GetValue(fromBatch)));
         root.Subcommands.Add(run);
 
         var poll = new Option<string?>("--poll-interval") { Description = "How often to look for new commits, e.g. 1s, 500ms, 2m (default 1s)" };
-        var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM") { maxFiles, poll, provider, connection };
+        var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM") { maxFiles, poll, badRows, provider, connection };
         worker.SetAction((p, ct) => RunCommands.WorkerAsync(
             Context(p, new CommandLineOverrides(
-                MaxFilesPerBatch: p.GetValue(maxFiles), PollInterval: ParseInterval(p.GetValue(poll)), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))),
+                MaxFilesPerBatch: p.GetValue(maxFiles),
+                PollInterval: ParseInterval(p.GetValue(poll)),
+                Provider: p.GetValue(provider),
+                ConnectionString: p.GetValue(connection),
+                BadRows: p.GetValue(badRows))),
             ct));
+
+        var readQuarantine = new Command("read-quarantine", "Print the visits set aside by --bad-rows quarantine, with the reason") { format, limit };
+        readQuarantine.SetAction(p => TableCommands.ReadQuarantineAsync(Context(p), p.GetValue(format), p.GetValue(limit)));
+        root.Subcommands.Add(readQuarantine);
         root.Subcommands.Add(worker);
 
         var status = new Command("status", "Show the last committed batch, visits-table versions, pending sessions and retained checkpoints") { provider, connection };

@@ -17,6 +17,9 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
     private const string BatchPlannedManifest = "BP";
     private const string BatchCommittedManifest = "BC";
     private const string CoordinatorStateManifest = "CS";
+    private const string SessionRewoundManifest = "SR";
+    private const string RewindStartedManifest = "RS";
+    private const string RewindCompletedManifest = "RC";
 
     public override int Identifier => 4711;
 
@@ -29,6 +32,9 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         BatchPlanned => BatchPlannedManifest,
         BatchCommitted => BatchCommittedManifest,
         CoordinatorState => CoordinatorStateManifest,
+        SessionRewound => SessionRewoundManifest,
+        RewindStarted => RewindStartedManifest,
+        RewindCompleted => RewindCompletedManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a persisted sessionization record"),
     };
 
@@ -48,11 +54,14 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
             SessionOpenedManifest => new SessionOpened(r.ReadInt64(), ReadVisits(r)),
             SessionExtendedManifest => new SessionExtended(r.ReadInt64(), ReadVisits(r)),
             SessionClosedManifest => new SessionClosed(r.ReadInt64()),
-            UserSessionStateManifest => new UserSessionState(r.ReadInt64(), r.ReadInt64(), ReadSession(r), ReadSession(r)),
+            UserSessionStateManifest => ReadUserState(r),
+            SessionRewoundManifest => new SessionRewound(r.ReadInt64(), ReadUserState(r)),
+            RewindStartedManifest => new RewindStarted(r.ReadInt64()),
+            RewindCompletedManifest => new RewindCompleted(r.ReadInt64()),
             BatchPlannedManifest => new BatchPlanned(ReadPlan(r)),
             BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()),
             CoordinatorStateManifest => new CoordinatorState(
-                r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? ReadCommitted(r) : null),
+                r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? r.ReadInt64() : null, ReadCheckpoints(r)),
             _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
         };
     }
@@ -73,10 +82,17 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 w.Write(e.Batch);
                 break;
             case UserSessionState s:
-                w.Write(s.UserId);
-                w.Write(s.LastAppliedBatch);
-                WriteSession(w, s.Open);
-                WriteSession(w, s.ClosedInLastBatch);
+                WriteUserState(w, s);
+                break;
+            case SessionRewound e:
+                w.Write(e.Batch);
+                WriteUserState(w, e.State);
+                break;
+            case RewindStarted e:
+                w.Write(e.Batch);
+                break;
+            case RewindCompleted e:
+                w.Write(e.Batch);
                 break;
             case BatchPlanned e:
                 WritePlan(w, e.Plan);
@@ -94,14 +110,21 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 w.Write(s.InFlight is not null);
                 if (s.InFlight is not null)
                     WritePlan(w, s.InFlight);
-                w.Write(s.LastCommitted is not null);
-                if (s.LastCommitted is { } c)
+                w.Write(s.RewindingTo is not null);
+                if (s.RewindingTo is { } rewinding)
+                    w.Write(rewinding);
+                w.Write7BitEncodedInt(s.Checkpoints.Count);
+                foreach (var c in s.Checkpoints)
                 {
                     w.Write(c.Batch);
-                    w.Write(c.LastVersion);
-                    w.Write(c.Visits);
-                    w.Write(c.Pending);
-                    w.Write(c.Completed);
+                    WriteCursor(w, c.From);
+                    WriteCursor(w, c.To);
+                    w.Write(c.Summary.Batch);
+                    w.Write(c.Summary.LastVersion);
+                    w.Write(c.Summary.Visits);
+                    w.Write(c.Summary.Pending);
+                    w.Write(c.Summary.Completed);
+                    w.Write(c.CommitSequenceNr);
                 }
 
                 break;
@@ -177,4 +200,22 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
 
     private static CommittedBatch ReadCommitted(BinaryReader r) =>
         new(r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
+
+    private static Checkpoint[] ReadCheckpoints(BinaryReader r)
+    {
+        var checkpoints = new Checkpoint[r.Read7BitEncodedInt()];
+        for (var i = 0; i < checkpoints.Length; i++)
+            checkpoints[i] = new Checkpoint(r.ReadInt64(), ReadCursor(r), ReadCursor(r), ReadCommitted(r), r.ReadInt64());
+        return checkpoints;
+    }
+
+    private static void WriteUserState(BinaryWriter w, UserSessionState s)
+    {
+        w.Write(s.UserId);
+        w.Write(s.LastAppliedBatch);
+        WriteSession(w, s.Open);
+        WriteSession(w, s.ClosedInLastBatch);
+    }
+
+    private static UserSessionState ReadUserState(BinaryReader r) => new(r.ReadInt64(), r.ReadInt64(), ReadSession(r), ReadSession(r));
 }

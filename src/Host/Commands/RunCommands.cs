@@ -10,12 +10,13 @@ namespace Sessionization.Host.Commands;
 /// <summary>The coordinator's commands: drain-and-exit, long-running worker, and status.</summary>
 public static class RunCommands
 {
-    public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken, long? fromBatch = null)
     {
         Directory.CreateDirectory(context.BaseDirectory);
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "run");
         await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
-        var batches = await runtime.RunUntilDrainedAsync(context.Settings.MaxFilesPerBatch, r => context.Output.WriteLine(Describe(r)), cancellationToken);
+        var batches = await runtime.RunUntilDrainedAsync(
+            context.Settings.MaxFilesPerBatch, fromBatch, context.Settings.BadRows, r => context.Output.WriteLine(Describe(r)), cancellationToken);
         context.Output.WriteLine(batches == 0
             ? "run: no new visits since the last checkpoint; no batch formed"
             : $"run: {batches} batch{(batches == 1 ? "" : "es")} committed");
@@ -31,6 +32,7 @@ public static class RunCommands
         await runtime.PollUntilStoppedAsync(
             context.Settings.MaxFilesPerBatch,
             context.Settings.PollInterval,
+            context.Settings.BadRows,
             r => context.Output.WriteLine(Describe(r)),
             reason => Console.Error.WriteLine($"sessionize: worker: {reason} (retrying at the next poll)"),
             stop);
@@ -38,8 +40,16 @@ public static class RunCommands
         return 0;
     }
 
-    public static string Describe(CoordinatorProtocol.BatchReport r) =>
-        string.Create(CultureInfo.InvariantCulture, $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]");
+    public static string Describe(object report) => report switch
+    {
+        CoordinatorProtocol.BatchReport r => string.Create(
+            CultureInfo.InvariantCulture,
+            $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Quarantined > 0 ? $", {r.Quarantined} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),
+        CoordinatorProtocol.RewindReport r => string.Create(
+            CultureInfo.InvariantCulture,
+            $"rewound to the checkpoint at the start of batch {r.Batch}: took back {r.UndoneBatches} batch{(r.UndoneBatches == 1 ? "" : "es")}, reset {r.UsersReset} user session{(r.UsersReset == 1 ? "" : "s")}"),
+        _ => report.ToString() ?? "",
+    };
 
     public static async Task<int> StatusAsync(CommandContext context, CancellationToken cancellationToken)
     {
@@ -62,8 +72,8 @@ public static class RunCommands
             o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");
             o.WriteLine($"visits-table version:   consumed {last.LastVersion}, available {Show(available)}");
             o.WriteLine($"pending sessions:       {pending}");
-            var retained = Math.Min(context.Settings.RetainCheckpoints, state.NextBatch);
-            o.WriteLine($"retained checkpoints:   {retained} (start of batches {state.NextBatch - retained + 1}..{state.NextBatch})");
+            var retained = state.RetainedBatches.ToList();
+            o.WriteLine($"retained checkpoints:   {retained.Count} (start of batches {retained[0]}..{retained[^1]})");
         }
         else
         {
@@ -74,6 +84,8 @@ public static class RunCommands
         }
 
         o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
+        if (state.RewindingTo is { } rewinding)
+            o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
         return 0;
     }
 

@@ -105,6 +105,21 @@ public static class TableCommands
         return 0;
     }
 
+    public static async Task<int> ReadQuarantineAsync(CommandContext context, OutputFormat format, int limit)
+    {
+        context.RequireBaseDirectory();
+        var rows = (await QuarantineTable.In(context.BaseDirectory).ReadAllAsync())
+            .OrderBy(r => r.BatchNumber).ThenBy(r => r.SourceFile, StringComparer.Ordinal).ThenBy(r => r.Row ?? 0).ToList();
+        string[] headers = ["batch_number", "source_file", "row", "user_id", "visit_time", "page", "reason"];
+        var cells = rows.Select(r => (IReadOnlyList<string?>)[
+            Num(r.BatchNumber), r.SourceFile, r.Row is { } n ? Num(n) : null, r.UserId is { } u ? Num(u) : null,
+            r.VisitTimeMicros is { } t ? Timestamps.ToSparkString(t) : null, r.Page, r.Reason]).ToList();
+        var values = rows.Select(r => (IReadOnlyList<JsonNode?>)[
+            r.BatchNumber, r.SourceFile, r.Row, r.UserId, r.VisitTimeMicros is { } t ? Timestamps.ToIsoString(t) : null, r.Page, r.Reason]).ToList();
+        context.Output.Write(TableOutput.Render([new TitledTable("QUARANTINE", "quarantine", headers, cells, values)], format, withTitles: false, limit));
+        return 0;
+    }
+
     private static async Task<List<SessionRow>> Sorted(SessionTable table)
     {
         var rows = await table.ReadAllAsync();

@@ -10,7 +10,8 @@ public sealed record CommandLineOverrides(
     int? MaxFilesPerBatch = null,
     TimeSpan? PollInterval = null,
     string? Provider = null,
-    string? ConnectionString = null);
+    string? ConnectionString = null,
+    string? BadRows = null);
 
 /// <summary>
 /// Builds the one configuration the process runs with: HOCON defaults from <c>hocon/</c>, overridden by
@@ -41,11 +42,14 @@ public static class SessionizationConfig
         Set("sessionization.poll-interval", Env("SESSIONIZATION_POLL_INTERVAL"));
         Set("sessionization.persistence.provider", Env("SESSIONIZATION_PERSISTENCE_PROVIDER"));
         Set("sessionization.persistence.connection-string", Env("SESSIONIZATION_CONNECTION_STRING"));
+        Set("sessionization.bad-rows", Env("SESSIONIZATION_BAD_ROWS"));
+        Set("sessionization.checkpoints.retain", Env("SESSIONIZATION_CHECKPOINTS_RETAIN"));
         Set("sessionization.base-dir", flags.BaseDirectory);
         Set("sessionization.max-files-per-batch", flags.MaxFilesPerBatch?.ToString(CultureInfo.InvariantCulture));
         Set("sessionization.poll-interval", flags.PollInterval is { } p ? $"{(long)p.TotalMilliseconds}ms" : null);
         Set("sessionization.persistence.provider", flags.Provider);
         Set("sessionization.persistence.connection-string", flags.ConnectionString);
+        Set("sessionization.bad-rows", flags.BadRows);
 
         var config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(defaults)
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
+using Sessionization.Persistence.Tables;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Host.Runtime;
@@ -82,24 +83,24 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     }
 
     /// <summary>Drain-and-exit: processes every committed visit, reporting each batch as it commits.</summary>
-    public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, Action<BatchReport> onBatch, CancellationToken cancellationToken)
+    public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, long? fromBatch, BadRowsMode badRows, Action<object> onReport, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         Action<string> failuresEndTheRun = _ => { };
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onBatch, failuresEndTheRun, done, coordinator, true)));
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, failuresEndTheRun, done, coordinator, true)));
         cancellationToken.Register(() => done.TrySetCanceled());
-        Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter));
+        Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter, fromBatch, badRows));
         return done.Task;
     }
 
     /// <summary>Long-running: polls until <paramref name="stop"/> fires; failed batches are reported and retried.</summary>
-    public async Task PollUntilStoppedAsync(int maxFilesPerBatch, TimeSpan interval, Action<BatchReport> onBatch, Action<string> onFailure, CancellationToken stop)
+    public async Task PollUntilStoppedAsync(int maxFilesPerBatch, TimeSpan interval, BadRowsMode badRows, Action<object> onReport, Action<string> onFailure, CancellationToken stop)
     {
         var never = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onBatch, onFailure, never, coordinator, false)));
-        Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter));
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, onFailure, never, coordinator, false)));
+        Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter, badRows));
         await using (stop.Register(() => never.TrySetResult(0)))
             await never.Task;
     }
@@ -116,10 +117,11 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// <summary>Receives the coordinator's reports at the edge and turns them into console output and a result.</summary>
     private sealed class RunReporter : ReceiveActor
     {
-        public RunReporter(Action<BatchReport> onBatch, Action<string> onFailure, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
+        public RunReporter(Action<object> onReport, Action<string> onFailure, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
         {
             Context.Watch(coordinator);
-            Receive<BatchReport>(onBatch);
+            Receive<BatchReport>(onReport);
+            Receive<RewindReport>(onReport);
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));
             Receive<RunFailed>(f =>
             {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Parquet;
 using Parquet.Schema;
 using Sessionization.Domain;
@@ -20,7 +19,7 @@ public sealed record SessionRow(long UserId, string ConcatenatedPages, long Batc
 /// </summary>
 public sealed class SessionTable
 {
-    public const string AppId = "sessionization";
+    public const string AppId = BatchTableLog.AppId;
     public const string PendingDirectoryName = "pending_sessions";
     public const string CompletedDirectoryName = "sessions";
 
@@ -43,6 +42,7 @@ public sealed class SessionTable
         _columns = pending ? [userId, pages, batch, start, end, count] : [userId, pages, start, end, count, batch];
         _schema = new ParquetSchema(_columns);
         Schema = new DeltaSchema(_columns.Select(c => new DeltaField(c.Name, c is DateTimeDataField ? "timestamp" : c.ClrType == typeof(long) ? "long" : "string", false)).ToList());
+        Log = new BatchTableLog(Delta, Schema);
     }
 
     public DeltaTable Delta { get; }
@@ -55,49 +55,27 @@ public sealed class SessionTable
 
     public static SessionTable Completed(string baseDirectory) => new(Path.Combine(baseDirectory, CompletedDirectoryName), false);
 
+    public BatchTableLog Log { get; }
+
     /// <summary>The last batch committed to this table, or null if none.</summary>
-    public long? LastCommittedBatch() => Delta.Exists ? Delta.LatestTransaction(AppId) : null;
+    public long? LastCommittedBatch() => Log.LastCommittedBatch();
 
     /// <summary>
     /// Commits <paramref name="rows"/> as batch <paramref name="batch"/>, unless that batch is already in the
     /// table. Returns false when it was (a replay). <paramref name="commitTimeMillis"/> is the batch's own
     /// time, so that the same input always produces the same bytes.
     /// </summary>
-    public async Task<bool> CommitBatchAsync(long batch, IReadOnlyList<SessionRow> rows, long commitTimeMillis, CancellationToken cancellationToken = default)
+    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<SessionRow> rows, long commitTimeMillis, CancellationToken cancellationToken = default)
     {
-        var last = LastCommittedBatch();
-        if (last >= batch)
-            return false;
-        var latest = Delta.LatestVersion();
-        var actions = new List<DeltaAction>();
-        if (latest is null)
-        {
-            actions.Add(ProtocolAction.AppendOnlyDefault);
-            actions.Add(new MetadataAction(DeterministicId(), Schema.ToJson(), [], new Dictionary<string, string>(), commitTimeMillis));
-        }
-
-        if (rows.Count > 0)
-        {
-            var fileName = ParquetFiles.DeterministicName(Name, batch);
-            var size = await ParquetFiles.WriteAtomicallyAsync(Path.Combine(Delta.Root, fileName), s => WriteFileAsync(s, rows, cancellationToken));
-            actions.Add(new AddFile(fileName, new Dictionary<string, string?>(), size, commitTimeMillis, true, $"{{\"numRecords\":{rows.Count}}}", false));
-        }
-
-        actions.Add(new TxnAction(AppId, batch, commitTimeMillis));
-        actions.Add(new CommitInfoAction(new JsonObject
-        {
-            ["timestamp"] = commitTimeMillis,
-            ["operation"] = "WRITE",
-            ["operationParameters"] = new JsonObject { ["mode"] = "Append", ["batch"] = batch.ToString(CultureInfo.InvariantCulture) },
-            ["isBlindAppend"] = true,
-            ["operationMetrics"] = new JsonObject { ["numFiles"] = rows.Count > 0 ? "1" : "0", ["numOutputRows"] = rows.Count.ToString(CultureInfo.InvariantCulture) },
-            ["engineInfo"] = EngineInfo.Name,
-        }));
-        Delta.Commit((latest ?? -1) + 1, actions);
-        return true;
+        var stats = rows.Count == 0
+            ? ""
+            : FormattableString.Invariant($"\"minValues\":{{\"user_id\":{rows.Min(r => r.UserId)},\"batch_number\":{batch}}},\"maxValues\":{{\"user_id\":{rows.Max(r => r.UserId)},\"batch_number\":{batch}}},\"nullCount\":{{\"user_id\":0,\"batch_number\":0}}");
+        return Log.CommitBatchAsync(
+            batch, rows.Count, stats, path => ParquetFiles.WriteAtomicallyAsync(path, s => WriteFileAsync(s, rows, cancellationToken)), commitTimeMillis);
     }
 
-    private string DeterministicId() => new Guid(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Name)).AsSpan(0, 16)).ToString();
+    /// <summary>Takes back batch <paramref name="batch"/> and all later ones (see <see cref="BatchTableLog.RewindTo"/>).</summary>
+    public bool RewindTo(long batch, long commitTimeMillis) => Log.RewindTo(batch, commitTimeMillis);
 
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRow> rows, CancellationToken cancellationToken)
     {
@@ -140,15 +118,27 @@ public sealed class SessionTable
         return rows;
     }
 
-    /// <summary>The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit.</summary>
+    /// <summary>
+    /// The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit. A rewind
+    /// commit (one that removes files) makes every older commit of a later batch dead, so those are passed over.
+    /// </summary>
     public async Task<List<SessionRow>> ReadBatchAsync(long batch, CancellationToken cancellationToken = default)
     {
         var log = Delta.ListLog();
+        var ceiling = long.MaxValue;
         for (var i = log.Commits.Count - 1; i >= 0; i--)
         {
             var actions = Delta.ReadCommit(log.Commits[i]);
             var txn = actions.OfType<TxnAction>().FirstOrDefault(t => t.AppId == AppId);
-            if (txn is null || txn.Version > batch)
+            if (txn is null)
+                continue;
+            if (actions.OfType<RemoveFile>().Any())
+            {
+                ceiling = Math.Min(ceiling, txn.Version);
+                continue;
+            }
+
+            if (txn.Version > ceiling || txn.Version > batch)
                 continue;
             if (txn.Version < batch)
                 break;

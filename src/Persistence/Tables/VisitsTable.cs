@@ -9,6 +9,9 @@ namespace Sessionization.Persistence.Tables;
 /// <summary>A visits file or row that cannot be read as visits; the message names the file, and the row where it applies.</summary>
 public sealed class BadVisitsException(string message, Exception? inner = null) : DeltaTableException(message, inner);
 
+/// <summary>The good visits of a data file, and what was set aside.</summary>
+public sealed record VisitsRead(List<Visit> Visits, List<QuarantinedRow> Quarantined);
+
 /// <summary>The <c>visits_table</c>: <c>user_id</c> long, <c>visit_time</c> timestamp (UTC, microseconds), <c>page</c> string.</summary>
 public sealed class VisitsTable(string path)
 {
@@ -174,10 +177,35 @@ public sealed class VisitsTable(string path)
     }
 
     /// <summary>Reads one visits data file, checking its schema and refusing nulls with the file and row named.</summary>
-    public async Task<List<Visit>> ReadFileAsync(SourceFile file, CancellationToken cancellationToken = default)
+    public async Task<List<Visit>> ReadFileAsync(SourceFile file, CancellationToken cancellationToken = default) =>
+        (await ReadFileAsync(file, BadRowsMode.Fail, 0, cancellationToken)).Visits;
+
+    /// <summary>
+    /// Reads one visits data file. With <see cref="BadRowsMode.Fail"/> a bad file or row throws, naming it; with
+    /// <see cref="BadRowsMode.Quarantine"/> it is returned as quarantined (a whole unreadable file as one row) and
+    /// the good visits are kept.
+    /// </summary>
+    public async Task<VisitsRead> ReadFileAsync(SourceFile file, BadRowsMode mode, long batch, CancellationToken cancellationToken = default)
+    {
+        var name = $"{Delta.Name}/{file.Path}";
+        var quarantined = new List<QuarantinedRow>();
+        try
+        {
+            var visits = await ReadRowsAsync(file, name, mode == BadRowsMode.Fail ? null : (row, id, time, page, reason) =>
+                quarantined.Add(new QuarantinedRow(batch, file.Path, row, id, time, page, reason)), cancellationToken);
+            return new VisitsRead(visits, quarantined);
+        }
+        catch (BadVisitsException e) when (mode == BadRowsMode.Quarantine)
+        {
+            return new VisitsRead([], [new QuarantinedRow(batch, file.Path, null, null, null, null, e.Message)]);
+        }
+    }
+
+    private delegate void BadRow(long row, long? userId, long? visitTimeMicros, string? page, string reason);
+
+    private async Task<List<Visit>> ReadRowsAsync(SourceFile file, string name, BadRow? quarantine, CancellationToken cancellationToken)
     {
         var path = Delta.DataFilePath(file.Path);
-        var name = $"{Delta.Name}/{file.Path}";
         if (!File.Exists(path))
             throw new BadVisitsException($"{name}: data file is missing (committed in version {file.Version})");
         try
@@ -215,9 +243,16 @@ public sealed class VisitsTable(string path)
                 for (var i = 0; i < n; i++)
                 {
                     var column = ids[i] is null ? "user_id" : times[i] is null ? "visit_time" : pages[i] is null ? "page" : null;
-                    if (column is not null)
-                        throw new BadVisitsException($"{name}: row {rowBase + i + 1} has a null {column}");
-                    visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), pages[i]));
+                    if (column is null)
+                    {
+                        visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), pages[i]));
+                        continue;
+                    }
+
+                    var reason = $"{name}: row {rowBase + i + 1} has a null {column}";
+                    if (quarantine is null)
+                        throw new BadVisitsException(reason);
+                    quarantine(rowBase + i + 1, ids[i], times[i] is { } t ? Timestamps.ToMicros(t) : null, pages[i], $"null {column}");
                 }
 
                 rowBase += n;
@@ -225,7 +260,8 @@ public sealed class VisitsTable(string path)
 
             return visits;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException
+            or IndexOutOfRangeException or OverflowException || e.GetType().Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true)
         {
             throw new BadVisitsException($"{name}: not a readable Parquet file ({e.Message.Split('\n')[0]})", e);
         }

@@ -20,8 +20,12 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
             new UserSessionState(1, 4, null, session),
             new BatchPlanned(plan),
             new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3),
-            new CoordinatorState(8, new SourceCursor(5, 2), plan, new CommittedBatch(7, 5, 100, 20, 3)),
+            new CoordinatorState(8, new SourceCursor(5, 2), plan, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]),
+            new CoordinatorState(3, new SourceCursor(1, 0), null, 3, []),
             CoordinatorState.Initial,
+            new SessionRewound(4, new UserSessionState(9, 3, session, null)),
+            new RewindStarted(3),
+            new RewindCompleted(3),
         ];
     }
 

@@ -48,15 +48,56 @@ public class BatchTests
     public void The_coordinator_state_moves_through_planned_and_committed()
     {
         var plan = new BatchPlan(0, SourceCursor.Start, new SourceCursor(0, 1), [F(0, 0)]);
-        var state = CoordinatorState.Initial.Apply(new BatchPlanned(plan));
+        var state = CoordinatorState.Initial.Apply(new BatchPlanned(plan), 1, 100);
         Assert.Equal(plan, state.InFlight);
 
-        state = state.Apply(new BatchCommitted(0, plan.To, 4, 3, 0));
+        state = state.Apply(new BatchCommitted(0, plan.To, 4, 3, 0), 2, 100);
         Assert.Null(state.InFlight);
         Assert.Equal(1, state.NextBatch);
         Assert.Equal(plan.To, state.Cursor);
         Assert.Equal(new CommittedBatch(0, 0, 4, 3, 0), state.LastCommitted);
-        Assert.Throws<InvalidOperationException>(() => state.Apply(new BatchCommitted(1, plan.To, 0, 0, 0)));
+        Assert.Equal([0L], state.RetainedBatches);
+        Assert.Throws<InvalidOperationException>(() => state.Apply(new BatchCommitted(1, plan.To, 0, 0, 0), 3, 100));
+    }
+
+    private static CoordinatorState Batches(int count, int retain)
+    {
+        var state = CoordinatorState.Initial;
+        long seq = 0;
+        for (var b = 0; b < count; b++)
+        {
+            var plan = new BatchPlan(b, state.Cursor, new SourceCursor(b, 1), [F(b, 0)]);
+            state = state.Apply(new BatchPlanned(plan), ++seq, retain).Apply(new BatchCommitted(b, plan.To, 1, 1, 0), ++seq, retain);
+        }
+
+        return state;
+    }
+
+    [Fact]
+    public void Only_the_newest_checkpoints_are_retained()
+    {
+        var state = Batches(10, 3);
+
+        Assert.Equal([7L, 8L, 9L], state.RetainedBatches);
+        Assert.True(state.CanRewindTo(7));
+        Assert.True(state.CanRewindTo(10));
+        Assert.False(state.CanRewindTo(6));
+    }
+
+    [Fact]
+    public void A_rewind_puts_the_cursor_back_to_the_start_of_the_batch_and_forgets_later_checkpoints()
+    {
+        var state = Batches(5, 100).Apply(new RewindStarted(2), 11, 100);
+
+        Assert.Equal(2, state.NextBatch);
+        Assert.Equal(new SourceCursor(1, 1), state.Cursor);
+        Assert.Equal(2, state.RewindingTo);
+        Assert.Equal([0L, 1L], state.RetainedBatches);
+        Assert.Throws<InvalidOperationException>(() => state.Apply(new BatchPlanned(new BatchPlan(2, state.Cursor, new SourceCursor(2, 1), [F(2, 0)])), 12, 100));
+
+        state = state.Apply(new RewindCompleted(2), 12, 100);
+        Assert.Null(state.RewindingTo);
+        Assert.Throws<InvalidOperationException>(() => Batches(5, 2).Apply(new RewindStarted(1), 11, 2));
     }
 
     [Theory]

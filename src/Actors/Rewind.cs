@@ -1,0 +1,100 @@
+using Akka.Actor;
+using Sessionization.Persistence.Tables;
+using static Sessionization.Actors.SinkProtocol;
+using static Sessionization.Actors.UserSessionProtocol;
+
+namespace Sessionization.Actors;
+
+/// <summary>
+/// Takes everything back to the start of one batch: first every user session that took part in that batch
+/// or a later one (found from the output tables, which name them), then the output tables themselves. Each
+/// step is idempotent, so a rewind interrupted by a crash is simply run again.
+/// </summary>
+public sealed class Rewind : ReceiveActor, IWithTimers
+{
+    private readonly long _batch;
+    private readonly IActorRef _sink;
+    private int _awaiting;
+    private int _usersReset;
+    private long _undone;
+
+    public Rewind(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
+    {
+        _batch = batch;
+        _sink = sink;
+
+        Receive<Affected>(affected =>
+        {
+            _undone = affected.Batches;
+            _awaiting = affected.Users.Count;
+            foreach (var user in affected.Users)
+                userSessions.Tell(new RewindTo(user, batch));
+            if (_awaiting == 0)
+                RewindTables();
+        });
+        Receive<UserRewound>(_ =>
+        {
+            _usersReset++;
+            if (--_awaiting == 0)
+                RewindTables();
+        });
+        Receive<UserRewindFailed>(f => Fail(f.Reason));
+        Receive<BatchApplyFailed>(f => Fail(f.Reason));
+        Receive<TablesRewound>(_ =>
+        {
+            Context.Parent.Tell(new RewindFinished(batch, _undone, _usersReset));
+            Context.Stop(Self);
+        });
+        Receive<TablesRewindFailed>(f => Fail(f.Reason));
+        Receive<Status.Failure>(f => Fail((f.Cause is AggregateException { InnerException: { } i } ? i : f.Cause).Message));
+        Receive<TimedOut>(_ => Fail($"timed out after {timeout} with {_awaiting} user sessions still to answer"));
+
+        Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
+        FindAffectedAsync(batch, baseDirectory).PipeTo(Self);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
+        Akka.Actor.Props.Create(() => new Rewind(batch, baseDirectory, userSessions, sink, timeout));
+
+    private sealed record Affected(IReadOnlyList<long> Users, long Batches);
+
+    private sealed class TimedOut
+    {
+        public static TimedOut Instance { get; } = new();
+    }
+
+    /// <summary>Every user touched by a batch from <paramref name="batch"/> on has a row for it in one of the two session tables.</summary>
+    private static async Task<Affected> FindAffectedAsync(long batch, string baseDirectory)
+    {
+        var users = new SortedSet<long>();
+        long lastBatch = batch - 1;
+        foreach (var table in new[] { SessionTable.Pending(baseDirectory), SessionTable.Completed(baseDirectory) })
+        {
+            foreach (var row in await table.ReadAllAsync())
+            {
+                if (row.BatchNumber < batch)
+                    continue;
+                users.Add(row.UserId);
+                lastBatch = Math.Max(lastBatch, row.BatchNumber);
+            }
+
+            lastBatch = Math.Max(lastBatch, table.LastCommittedBatch() ?? -1);
+        }
+
+        return new Affected([.. users], lastBatch - batch + 1);
+    }
+
+    private void RewindTables() => _sink.Tell(new RewindTables(_batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+
+    private void Fail(string reason)
+    {
+        Context.Parent.Tell(new RewindFailed(_batch, reason));
+        Context.Stop(Self);
+    }
+}
+
+public sealed record RewindFinished(long Batch, long UndoneBatches, long UsersReset);
+
+public sealed record RewindFailed(long Batch, string Reason);

@@ -1,0 +1,119 @@
+using Parquet;
+using Parquet.Schema;
+using Sessionization.Domain;
+using Sessionization.Persistence.Delta;
+
+namespace Sessionization.Persistence.Tables;
+
+/// <summary>What to do with visits that cannot be read: fail the batch (default), or set them aside and go on.</summary>
+public enum BadRowsMode
+{
+    Fail,
+    Quarantine,
+}
+
+/// <summary>A visit, or a whole data file, set aside instead of failing the batch; <see cref="Row"/> is 1-based, null for a whole file.</summary>
+public sealed record QuarantinedRow(long BatchNumber, string SourceFile, long? Row, long? UserId, long? VisitTimeMicros, string? Page, string Reason);
+
+/// <summary>The <c>quarantine</c> table: bad visits with the reason, one commit per batch that had any.</summary>
+public sealed class QuarantineTable
+{
+    public const string DirectoryName = "quarantine";
+
+    private readonly DataField[] _columns =
+    [
+        new DataField<long>("batch_number", false),
+        new DataField<string>("source_file", false),
+        new DataField<long>("row", true),
+        new DataField<long>("user_id", true),
+        new DateTimeDataField("visit_time", DateTimeFormat.Timestamp, true, DateTimeTimeUnit.Micros, true),
+        new DataField<string>("page", true),
+        new DataField<string>("reason", false),
+    ];
+
+    private readonly ParquetSchema _schema;
+
+    private QuarantineTable(string path)
+    {
+        _schema = new ParquetSchema(_columns);
+        Delta = new DeltaTable(path, DirectoryName);
+        Schema = new DeltaSchema([
+            new DeltaField("batch_number", "long", false),
+            new DeltaField("source_file", "string", false),
+            new DeltaField("row", "long", true),
+            new DeltaField("user_id", "long", true),
+            new DeltaField("visit_time", "timestamp", true),
+            new DeltaField("page", "string", true),
+            new DeltaField("reason", "string", false),
+        ]);
+        Log = new BatchTableLog(Delta, Schema);
+    }
+
+    public DeltaTable Delta { get; }
+
+    public DeltaSchema Schema { get; }
+
+    public BatchTableLog Log { get; }
+
+    public static QuarantineTable In(string baseDirectory) => new(Path.Combine(baseDirectory, DirectoryName));
+
+    /// <summary>Commits the batch's quarantined rows; a batch without any writes nothing.</summary>
+    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedRow> rows, long commitTimeMillis)
+    {
+        if (rows.Count == 0)
+            return Task.FromResult(false);
+        var stats = FormattableString.Invariant($"\"minValues\":{{\"batch_number\":{batch}}},\"maxValues\":{{\"batch_number\":{batch}}},\"nullCount\":{{\"batch_number\":0}}");
+        return Log.CommitBatchAsync(batch, rows.Count, stats, path => ParquetFiles.WriteAtomicallyAsync(path, s => WriteFileAsync(s, rows)), commitTimeMillis);
+    }
+
+    private async Task WriteFileAsync(Stream stream, IReadOnlyList<QuarantinedRow> rows)
+    {
+        await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions);
+        using var group = writer.CreateRowGroup();
+        await group.WriteAsync<long>(_columns[0], rows.Select(r => r.BatchNumber).ToArray());
+        await group.WriteAsync(_columns[1], rows.Select(r => r.SourceFile).ToArray());
+        await group.WriteAsync<long>(_columns[2], rows.Select(r => r.Row).ToArray());
+        await group.WriteAsync<long>(_columns[3], rows.Select(r => r.UserId).ToArray());
+        await group.WriteAsync<DateTime>(_columns[4], rows.Select(r => r.VisitTimeMicros is { } t ? Timestamps.ToDateTime(t) : (DateTime?)null).ToArray());
+        await group.WriteAsync(_columns[5], rows.Select(r => r.Page).ToArray());
+        await group.WriteAsync(_columns[6], rows.Select(r => r.Reason).ToArray());
+    }
+
+    public async Task<List<QuarantinedRow>> ReadAllAsync()
+    {
+        if (!Delta.Exists)
+            return [];
+        var rows = new List<QuarantinedRow>();
+        foreach (var file in Delta.LoadSnapshot().Files)
+        {
+            await using var reader = await ParquetReader.CreateAsync(Delta.DataFilePath(file.Path));
+            DataField Field(string name) => reader.Schema.DataFields.First(f => f.Name == name);
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var n = (int)group.RowCount;
+                var batches = new long[n];
+                var sources = new string[n];
+                var rowNumbers = new long?[n];
+                var users = new long?[n];
+                var times = new DateTime?[n];
+                var pages = new string[n];
+                var reasons = new string[n];
+                await group.ReadAsync<long>(Field("batch_number"), batches);
+                await group.ReadAsync(Field("source_file"), sources);
+                await group.ReadAsync<long>(Field("row"), rowNumbers);
+                await group.ReadAsync<long>(Field("user_id"), users);
+                await group.ReadAsync<DateTime>(Field("visit_time"), times);
+                await group.ReadAsync(Field("page"), pages);
+                await group.ReadAsync(Field("reason"), reasons);
+                for (var i = 0; i < n; i++)
+                {
+                    rows.Add(new QuarantinedRow(
+                        batches[i], sources[i], rowNumbers[i], users[i], times[i] is { } t ? Timestamps.ToMicros(t) : null, pages[i], reasons[i]));
+                }
+            }
+        }
+
+        return rows;
+    }
+}
