@@ -52,11 +52,17 @@ public static class Program
             Description = "Directory holding visits_table, pending_sessions, sessions and the state databases (default ./data; env SESSIONIZATION_BASE_DIR)",
             Recursive = true,
         };
+        var configFile = new Option<string?>("--config")
+        {
+            Description = "A HOCON file of settings layered over the defaults in hocon/ (env SESSIONIZATION_CONFIG)",
+            Recursive = true,
+        };
         var root = new RootCommand("Incremental sessionizer: reads new visits from a Delta table, keeps open sessions in persistent actors, writes finished sessions.");
         root.Options.Add(baseDir);
+        root.Options.Add(configFile);
 
         CommandContext Context(ParseResult p, CommandLineOverrides? extra = null) =>
-            new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir) }), Console.Out);
+            new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir), ConfigFile = p.GetValue(configFile) }), Console.Out);
 
         var demo = new Command("demo", "Run the seed's walkthrough (steps 1-12) in a fresh directory, printing every table");
         demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct));

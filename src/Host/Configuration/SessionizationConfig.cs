@@ -11,7 +11,8 @@ public sealed record CommandLineOverrides(
     TimeSpan? PollInterval = null,
     string? Provider = null,
     string? ConnectionString = null,
-    string? BadRows = null);
+    string? BadRows = null,
+    string? ConfigFile = null);
 
 /// <summary>
 /// Builds the one configuration the process runs with: HOCON defaults from <c>hocon/</c>, overridden by
@@ -26,6 +27,14 @@ public static class SessionizationConfig
         environment ??= Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
         var defaults = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconDirectory, "sessionization.conf")));
+        // A user's HOCON file sits between the defaults and the environment.
+        var configFile = flags.ConfigFile ?? (environment.TryGetValue("SESSIONIZATION_CONFIG", out var fromEnvironment) ? fromEnvironment : null);
+        if (!string.IsNullOrEmpty(configFile))
+        {
+            if (!File.Exists(configFile))
+                throw new ConfigurationException($"configuration file {configFile} does not exist");
+            defaults = ConfigurationFactory.ParseString(File.ReadAllText(configFile)).WithFallback(defaults);
+        }
 
         var overrides = new List<string>();
         void Set(string key, string? value)
@@ -66,8 +75,10 @@ public static class SessionizationConfig
             case "sqlite":
                 var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
                 // SQLite has one writer: journal and snapshots in separate files so neither waits for the other.
-                journal = $"Data Source={Path.Combine(state, "journal.db")};Default Timeout=30";
-                snapshots = $"Data Source={Path.Combine(state, "snapshots.db")};Default Timeout=30";
+                // How long a write waits for SQLite's single writer lock before it fails.
+                var busy = (int)Math.Ceiling(config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)).TotalSeconds);
+                journal = $"Data Source={Path.Combine(state, "journal.db")};Default Timeout={busy}";
+                snapshots = $"Data Source={Path.Combine(state, "snapshots.db")};Default Timeout={busy}";
                 break;
             case "postgresql":
                 journal = snapshots = config.GetString("sessionization.persistence.connection-string");

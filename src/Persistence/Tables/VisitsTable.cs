@@ -222,21 +222,8 @@ public sealed class VisitsTable(string path)
             {
                 using var group = reader.OpenRowGroupReader(g);
                 var n = (int)group.RowCount;
-                var ids = new long?[n];
-                if (userId.ClrType == typeof(int))
-                {
-                    var ints = new int?[n];
-                    await group.ReadAsync<int>(userId, ints, null, cancellationToken);
-                    for (var i = 0; i < n; i++)
-                        ids[i] = ints[i];
-                }
-                else
-                {
-                    await group.ReadAsync<long>(userId, ids, null, cancellationToken);
-                }
-
-                var times = new DateTime?[n];
-                await group.ReadAsync<DateTime>(visitTime, times, null, cancellationToken);
+                var ids = await ReadLongsAsync(group, userId, n, cancellationToken);
+                var times = await ReadTimesAsync(group, visitTime, n, cancellationToken);
                 var pages = new string[n];
                 await group.ReadAsync(page, pages, null, cancellationToken);
                 visits.EnsureCapacity(visits.Count + n);
@@ -265,6 +252,59 @@ public sealed class VisitsTable(string path)
         {
             throw new BadVisitsException($"{name}: not a readable Parquet file ({e.Message.Split('\n')[0]})", e);
         }
+    }
+
+    // Required columns are read into plain arrays: Parquet.Net leaves the null flags of a nullable buffer
+    // unset for a column without definition levels, so stale pooled memory could read as nulls.
+    private static async Task<long?[]> ReadLongsAsync(ParquetRowGroupReader group, DataField field, int n, CancellationToken cancellationToken)
+    {
+        var result = new long?[n];
+        if (field.ClrType == typeof(int))
+        {
+            if (field.IsNullable)
+            {
+                var values = new int?[n];
+                await group.ReadAsync<int>(field, values, null, cancellationToken);
+                for (var i = 0; i < n; i++)
+                    result[i] = values[i];
+            }
+            else
+            {
+                var values = new int[n];
+                await group.ReadAsync<int>(field, values, null, cancellationToken);
+                for (var i = 0; i < n; i++)
+                    result[i] = values[i];
+            }
+        }
+        else if (field.IsNullable)
+        {
+            await group.ReadAsync<long>(field, result, null, cancellationToken);
+        }
+        else
+        {
+            var values = new long[n];
+            await group.ReadAsync<long>(field, values, null, cancellationToken);
+            for (var i = 0; i < n; i++)
+                result[i] = values[i];
+        }
+
+        return result;
+    }
+
+    private static async Task<DateTime?[]> ReadTimesAsync(ParquetRowGroupReader group, DataField field, int n, CancellationToken cancellationToken)
+    {
+        var result = new DateTime?[n];
+        if (field.IsNullable)
+        {
+            await group.ReadAsync<DateTime>(field, result, null, cancellationToken);
+            return result;
+        }
+
+        var values = new DateTime[n];
+        await group.ReadAsync<DateTime>(field, values, null, cancellationToken);
+        for (var i = 0; i < n; i++)
+            result[i] = values[i];
+        return result;
     }
 
     private static DataField Column(IEnumerable<DataField> fields, string column, string file, Func<Type, bool> typeOk, string expected)

@@ -39,11 +39,16 @@ public static class SessionizeProcess
         return info;
     }
 
-    public static CliResult Run(string? baseDir, params string[] args) => RunWithInput(baseDir, null, args);
+    public static CliResult Run(string? baseDir, params string[] args) => RunWith(baseDir, null, null, args);
 
-    public static CliResult RunWithInput(string? baseDir, string? stdin, params string[] args)
+    public static CliResult RunWithInput(string? baseDir, string? stdin, params string[] args) => RunWith(baseDir, stdin, null, args);
+
+    public static CliResult RunWith(string? baseDir, string? stdin, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        using var process = Process.Start(StartInfo(baseDir, args))!;
+        var info = StartInfo(baseDir, args);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            info.Environment[name] = value;
+        using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null)

@@ -155,6 +155,18 @@ public class DeltaTableTests
     }
 
     [Fact]
+    public async Task Reading_the_same_file_many_times_never_sees_phantom_nulls()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        await table.AppendAsync(Enumerable.Range(0, 5000).Select(i => new Visit(i, i, $"p{i % 7}")).ToList(), "test");
+        var file = table.FilesFrom(SourceCursor.Start).Single();
+
+        for (var round = 0; round < 40; round++)
+            Assert.Equal(5000, (await table.ReadFileAsync(file)).Count);
+    }
+
+    [Fact]
     public async Task A_data_file_that_is_not_parquet_is_refused_naming_it()
     {
         using var temp = new TempDirectory();
