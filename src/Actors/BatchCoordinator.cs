@@ -251,6 +251,33 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         DeleteMessages(oldest - 1);
     }
 
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        Stopping($"recovery of the batch coordinator failed: {Innermost(reason).Message}");
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        Stopping($"the batch coordinator could not write {@event.GetType().Name} to its journal: {Innermost(cause).Message}");
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        // A rejected event leaves the coordinator running; the batch is reported failed and tried again.
+        Failed($"the journal rejected the batch coordinator's {@event.GetType().Name}: {Innermost(cause).Message}");
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    private void Stopping(string reason)
+    {
+        Context.System.EventStream.Publish(new CoordinatorFailed(reason));
+        _reportTo?.Tell(new RunFailed(reason));
+    }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
+
     private void Failed(string reason)
     {
         _busy = false;

@@ -77,6 +77,9 @@ public static class CoordinatorProtocol
 
     public sealed record RunFailed(string Reason);
 
+    /// <summary>Published on the event stream when the coordinator cannot go on (its journal or snapshot store failed); it stops after this.</summary>
+    public sealed record CoordinatorFailed(string Reason);
+
     public sealed class GetStatus
     {
         public static GetStatus Instance { get; } = new();

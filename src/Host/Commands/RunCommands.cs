@@ -27,7 +27,9 @@ public static class RunCommands
     {
         Directory.CreateDirectory(context.BaseDirectory);
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "worker");
-        await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, stop);
+        // A service's warnings belong on its standard error, where its supervisor collects them.
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.log-to-console = on").WithFallback(context.Config);
+        await using var runtime = await SessionizerRuntime.StartAsync(config, context.Settings, stop);
         context.Output.WriteLine($"worker: polling {VisitsTable.In(context.BaseDirectory).Delta.Root} every {context.Settings.PollInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s; Ctrl+C or SIGTERM stops");
         await runtime.PollUntilStoppedAsync(
             context.Settings.MaxFilesPerBatch,

@@ -90,7 +90,9 @@ public static class SessionizationConfig
                 throw new ConfigurationException($"sessionization.persistence.provider '{provider}' is not supported (use sqlite or postgresql)");
         }
 
+        var logFile = Path.Combine(StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir"))), "sessionize.log");
         return ConfigurationFactory.ParseString(
+            $"sessionization.log-file = {Quote(logFile)}\n" +
             $"akka.persistence.journal.sql.connection-string = {Quote(journal)}\n" +
             $"akka.persistence.snapshot-store.sql.connection-string = {Quote(snapshots)}").WithFallback(config);
     }

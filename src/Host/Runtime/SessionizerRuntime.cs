@@ -114,12 +114,20 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         _host.Dispose();
     }
 
+    private sealed class CoordinatorGone
+    {
+        public static CoordinatorGone Instance { get; } = new();
+    }
+
     /// <summary>Receives the coordinator's reports at the edge and turns them into console output and a result.</summary>
     private sealed class RunReporter : ReceiveActor
     {
         public RunReporter(Action<object> onReport, Action<string> onFailure, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
         {
             Context.Watch(coordinator);
+            Context.System.EventStream.Subscribe(Self, typeof(CoordinatorFailed));
+            string? failure = null;
+            Receive<CoordinatorFailed>(f => failure = f.Reason);
             Receive<BatchReport>(onReport);
             Receive<RewindReport>(onReport);
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));
@@ -131,8 +139,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
                     onFailure(f.Reason);
             });
             // The coordinator stops only when it cannot go on (its journal or snapshot store failed); say why.
-            Receive<Terminated>(_ => done.TrySetException(new UserFacingException(
-                $"the batch coordinator stopped: {OneLineLogger.LastError ?? "see the log above"}")));
+            // Terminated overtakes ordinary messages, so the reason it published is read one message later.
+            Receive<Terminated>(_ => Self.Tell(CoordinatorGone.Instance));
+            Receive<CoordinatorGone>(_ => done.TrySetException(new UserFacingException(
+                failure ?? $"the batch coordinator stopped: {OneLineLogger.LastError ?? "see sessionize.log in the state directory"}")));
         }
     }
 }
