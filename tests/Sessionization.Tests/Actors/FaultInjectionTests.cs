@@ -1,0 +1,221 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Persistence;
+using Akka.Persistence.TestKit;
+using Akka.TestKit.Xunit2;
+using Sessionization.Actors;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using static Sessionization.Actors.CoordinatorProtocol;
+
+namespace Sessionization.Tests.Actors;
+
+/// <summary>
+/// Journal and snapshot-store faults injected with Akka.Persistence.TestKit. Each must end in a batch that is
+/// tried again, or a clean stop with a clear reason, and never in output lost or written twice.
+/// </summary>
+public sealed class FaultInjectionTests : TestKit, IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private static readonly Config TestPersistence = ConfigurationFactory.FromResource<TestJournal>("Akka.Persistence.TestKit.config.conf");
+
+    private static readonly long T0 = Timestamps.ToMicros(new DateTime(2026, 2, 15, 13, 23, 19, DateTimeKind.Utc));
+
+    private readonly TempDirectory _temp = new();
+    private readonly SessionizationSettings _settings;
+    private readonly ITestJournal _journal;
+    private readonly ITestSnapshotStore _snapshots;
+    private IActorRef _coordinator = ActorRefs.Nobody;
+    private IActorRef[] _process = [];
+
+    public FaultInjectionTests()
+        : base(ConfigurationFactory.ParseString("akka.persistence.journal.plugin = \"akka.persistence.journal.test\"\nakka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.test\"")
+            .WithFallback(TestPersistence).WithFallback(ActorTestConfig.InMemory))
+    {
+        _settings = SessionizationSettings.FromConfig(Sys.Settings.Config) with { BaseDirectory = _temp.Path, BatchTimeout = TimeSpan.FromSeconds(20) };
+        _journal = TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null));
+        _snapshots = TestSnapshotStore.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).SnapshotStoreFor(null));
+        StartProcess();
+    }
+
+    /// <summary>A fresh set of actors over the same journal and tables, as a new process would have.</summary>
+    private void StartProcess()
+    {
+        foreach (var actor in _process)
+        {
+            Watch(actor);
+            Sys.Stop(actor);
+            ExpectTerminated(actor, Patience);
+        }
+
+        var users = Sys.ActorOf(UserSessions.Props(_settings.SnapshotEvery));
+        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        _coordinator = Sys.ActorOf(BatchCoordinator.Props(_settings, users, sink));
+        _process = [_coordinator, users, sink];
+    }
+
+    private async Task AppendBatch(int index)
+    {
+        (long, string)[] rows = index switch
+        {
+            0 or 1 => [(1, "page_1.html"), (1, "page_2.html"), (2, "page_3.html"), (3, "page_4.html")],
+            _ => [(3, "page_1.html"), (4, "page_2.html")],
+        };
+        await VisitsTable.In(_temp.Path).AppendAsync(rows.Select((r, i) => new Visit(r.Item1, T0 + (index * 1_000_000) + i, r.Item2)).ToList(), "test");
+    }
+
+    private object Run()
+    {
+        _coordinator.Tell(new RunUntilDrained(1000, TestActor));
+        while (true)
+        {
+            var message = ExpectMsg<object>(Patience);
+            if (message is RunFinished or RunFailed)
+                return message;
+        }
+    }
+
+    private void RunSucceeds() => Assert.IsType<RunFinished>(Run());
+
+    private string RunFails() => Assert.IsType<RunFailed>(Run()).Reason;
+
+    private async Task AssertSeedTablesAfterThreeBatches()
+    {
+        var pending = (await SessionTable.Pending(_temp.Path).ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId).Select(r => (r.UserId, r.ConcatenatedPages, r.BatchNumber));
+        var completed = (await SessionTable.Completed(_temp.Path).ReadAllAsync()).OrderBy(r => r.UserId).Select(r => (r.UserId, r.ConcatenatedPages, r.BatchNumber));
+        Assert.Equal(
+            [
+                (1L, "page_1.html -> page_2.html", 0L), (2L, "page_3.html", 0L), (3L, "page_4.html", 0L),
+                (1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html", 1L), (2L, "page_3.html -> page_3.html", 1L), (3L, "page_4.html -> page_4.html", 1L),
+                (3L, "page_4.html -> page_4.html -> page_1.html", 2L), (4L, "page_2.html", 2L),
+            ],
+            pending);
+        Assert.Equal([(1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html", 2L), (2L, "page_3.html -> page_3.html", 2L)], completed);
+    }
+
+    private async Task RunTheWalkthroughWith(int faultyBatch, Func<Task> injectFault, string expectedReason, bool restartAfterFault = false)
+    {
+        for (var batch = 0; batch < 3; batch++)
+        {
+            await AppendBatch(batch);
+            if (batch == faultyBatch)
+            {
+                await injectFault();
+                Assert.Contains(expectedReason, RunFails());
+                await _journal.OnWrite.Pass();
+                await _journal.OnRecovery.Pass();
+                if (restartAfterFault)
+                    StartProcess();
+            }
+
+            RunSucceeds();
+        }
+
+        await AssertSeedTablesAfterThreeBatches();
+    }
+
+    [Fact]
+    public async Task A_failing_user_session_write_fails_the_batch_and_the_retry_writes_it_once()
+    {
+        await RunTheWalkthroughWith(
+            1,
+            () => _journal.OnWrite.FailIf(p => p.PersistenceId == UserSession.PersistenceIdFor(2)),
+            "user-session-2: journal write failed");
+    }
+
+    [Fact]
+    public async Task A_rejected_user_session_write_fails_the_batch_and_the_retry_writes_it_once()
+    {
+        await RunTheWalkthroughWith(
+            2,
+            () => _journal.OnWrite.RejectIf(p => p.PersistenceId == UserSession.PersistenceIdFor(4)),
+            "user-session-4: journal rejected the event");
+    }
+
+    [Fact]
+    public async Task A_failing_commit_write_stops_the_coordinator_and_a_restart_replays_the_batch_without_doubling_it()
+    {
+        await RunTheWalkthroughWith(
+            1,
+            () => _journal.OnWrite.FailIf(p => p.Payload is BatchCommitted),
+            "could not write BatchCommitted",
+            restartAfterFault: true);
+    }
+
+    [Fact]
+    public async Task A_failing_plan_write_stops_the_coordinator_before_anything_is_written()
+    {
+        await AppendBatch(0);
+        await _journal.OnWrite.FailIf(p => p.Payload is BatchPlanned);
+        Assert.Contains("could not write BatchPlanned", RunFails());
+        Assert.False(SessionTable.Pending(_temp.Path).Delta.Exists);
+
+        await _journal.OnWrite.Pass();
+        StartProcess();
+        RunSucceeds();
+        Assert.Equal(3, (await SessionTable.Pending(_temp.Path).ReadAllAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Failing_snapshot_saves_lose_no_checkpoint_state()
+    {
+        await _snapshots.OnSave.Fail();
+        for (var batch = 0; batch < 2; batch++)
+        {
+            await AppendBatch(batch);
+            RunSucceeds();
+        }
+
+        StartProcess();
+        await AppendBatch(2);
+        RunSucceeds();
+        await AssertSeedTablesAfterThreeBatches();
+    }
+
+    [Fact]
+    public async Task A_failing_coordinator_recovery_stops_it_with_the_reason_and_a_later_start_recovers()
+    {
+        await AppendBatch(0);
+        RunSucceeds();
+        await AppendBatch(1);
+
+        Sys.EventStream.Subscribe(TestActor, typeof(CoordinatorFailed));
+        await _journal.OnRecovery.Fail();
+        await _snapshots.OnLoad.Fail();
+        StartProcess();
+        Assert.Contains("recovery of the batch coordinator failed", ExpectMsg<CoordinatorFailed>(Patience).Reason);
+
+        await _journal.OnRecovery.Pass();
+        await _snapshots.OnLoad.Pass();
+        StartProcess();
+        RunSucceeds();
+        await AppendBatch(2);
+        RunSucceeds();
+        await AssertSeedTablesAfterThreeBatches();
+    }
+
+    [Fact]
+    public async Task A_failing_user_session_recovery_fails_the_batch_with_the_reason()
+    {
+        await AppendBatch(0);
+        RunSucceeds();
+        StartProcess();
+        await AppendBatch(1);
+
+        await _journal.OnRecovery.FailIf(p => p.PersistenceId == UserSession.PersistenceIdFor(3));
+        Assert.Contains("recovery of user-session-3 failed", RunFails());
+
+        await _journal.OnRecovery.Pass();
+        RunSucceeds();
+        await AppendBatch(2);
+        RunSucceeds();
+        await AssertSeedTablesAfterThreeBatches();
+    }
+
+    public new void Dispose()
+    {
+        base.Dispose();
+        _temp.Dispose();
+    }
+}
