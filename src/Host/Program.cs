@@ -141,6 +141,17 @@ public static class Program
         generate.SetAction(p => TableCommands.GenerateAsync(Context(p), p.GetValue(users), p.GetValue(visits), p.GetValue(commits), p.GetValue(seed), p.GetValue(start)));
         root.Subcommands.Add(generate);
 
+        var kills = new Option<int>("--kills") { Description = "How many times to SIGKILL a run or worker (at least 50 for the long form)", DefaultValueFactory = _ => 50 };
+        var crashUsers = new Option<int>("--users") { Description = "Distinct users in the workload", DefaultValueFactory = _ => 5000 };
+        var perCommit = new Option<int>("--visits-per-commit") { Description = "Visits in each generated commit", DefaultValueFactory = _ => 2000 };
+        var crashSeed = new Option<int>("--seed") { Description = "Seed for the workload and the kill schedule", DefaultValueFactory = _ => 1 };
+        var crashTest = new Command("crash-test", "Prove exactly-once: kill run/worker processes with SIGKILL at random moments and compare all tables with an uninterrupted reference")
+        {
+            kills, crashUsers, perCommit, crashSeed,
+        };
+        crashTest.SetAction(p => CrashTestCommand.RunAsync(p.GetValue(baseDir), p.GetValue(kills), p.GetValue(crashUsers), p.GetValue(perCommit), p.GetValue(crashSeed), Console.Out));
+        root.Subcommands.Add(crashTest);
+
         return root;
     }
 

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Globalization;
+using Sessionization.Domain;
+using Sessionization.Host.Input;
+using Sessionization.Host.Runtime;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Host.Commands;
+
+/// <summary>
+/// The exactly-once proof: runs a multi-batch workload once without interruption (the reference), then again
+/// while killing <c>run</c> and <c>worker</c> processes with SIGKILL at random (seeded) moments until every
+/// phase completes, and compares all three tables with the reference row for row.
+/// </summary>
+public static class CrashTestCommand
+{
+    /// <summary>A phase appends commits, then processes them with its own files-per-batch bound.</summary>
+    private sealed record Phase(int Commits, int MaxFilesPerBatch);
+
+    private static readonly Phase[] Phases = [new(6, 2), new(5, 1), new(4, 3), new(3, 1000)];
+
+    public static async Task<int> RunAsync(string? baseDirectory, int kills, int users, int visitsPerCommit, int seed, TextWriter output)
+    {
+        if (kills < 1 || users < 1 || visitsPerCommit < 1)
+            throw new UserFacingException("crash-test needs --kills >= 1, --users >= 1 and --visits-per-commit >= 1");
+        var root = Path.GetFullPath(baseDirectory ?? Path.Combine(Path.GetTempPath(), $"sessionization-crash-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}"));
+        if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
+            throw new UserFacingException($"crash-test needs a fresh directory, and {root} is not empty");
+        var reference = Path.Combine(root, "reference");
+        var crashed = Path.Combine(root, "crashed");
+        var clock = Stopwatch.StartNew();
+        var random = new Random(seed);
+        output.WriteLine($"crash test in {root}: {Phases.Length} phases, {Phases.Sum(p => p.Commits)} commits of {visitsPerCommit} visits over {users} users, {kills} kills, seed {seed}");
+
+        var referenceTimes = new List<TimeSpan>();
+        for (var p = 0; p < Phases.Length; p++)
+        {
+            Generate(reference, p, users, visitsPerCommit, seed);
+            var started = Stopwatch.StartNew();
+            Child(reference, "run", "--max-files-per-batch", Text(Phases[p].MaxFilesPerBatch)).Completed();
+            referenceTimes.Add(started.Elapsed);
+        }
+
+        output.WriteLine($"reference: {string.Join(", ", referenceTimes.Select((t, i) => $"phase {i} {t.TotalSeconds:F1}s"))}");
+
+        var killed = 0;
+        int runsStarted = 0, workersStarted = 0;
+        for (var p = 0; p < Phases.Length; p++)
+        {
+            Generate(crashed, p, users, visitsPerCommit, seed);
+            var target = (kills * (p + 1) / Phases.Length) - (kills * p / Phases.Length);
+            var maxFiles = Text(Phases[p].MaxFilesPerBatch);
+            for (var k = 0; k < target;)
+            {
+                var worker = random.Next(3) == 0;
+                var child = worker
+                    ? Child(crashed, "worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles)
+                    : Child(crashed, "run", "--max-files-per-batch", maxFiles);
+                _ = worker ? workersStarted++ : runsStarted++;
+                // Anywhere from start-up to a little past the uninterrupted run's length.
+                var delay = TimeSpan.FromMilliseconds(random.NextDouble() * ((referenceTimes[p].TotalMilliseconds * 1.2) + 300));
+                if (child.Process.WaitForExit(delay))
+                {
+                    child.Completed();
+                    continue;
+                }
+
+                child.Process.Kill();
+                child.Process.WaitForExit();
+                killed++;
+                k++;
+            }
+
+            // However the kills fell, one uninterrupted run finishes the phase.
+            Child(crashed, "run", "--max-files-per-batch", maxFiles).Completed();
+        }
+
+        var differences = await CompareAsync(reference, crashed);
+        var summary = string.Create(CultureInfo.InvariantCulture, $"{killed} kills ({runsStarted} runs and {workersStarted} workers started) in {clock.Elapsed.TotalSeconds:F1}s");
+        if (differences.Count == 0)
+        {
+            var (visits, pending, completed) = await CountsAsync(reference);
+            output.WriteLine($"crash test passed: {summary}; all three tables identical to the reference ({visits} visits, {pending} pending-session rows, {completed} session rows)");
+            return 0;
+        }
+
+        output.WriteLine($"crash test FAILED: {summary}; tables differ from the reference:");
+        foreach (var difference in differences)
+            output.WriteLine("  " + difference);
+        return 1;
+    }
+
+    private static void Generate(string directory, int phase, int users, int visitsPerCommit, int seed)
+    {
+        var commits = Phases[phase].Commits;
+        var start = SyntheticVisits.DefaultStart.AddDays(phase);
+        Child(directory, "generate", "--users", Text(users), "--visits", Text((long)visitsPerCommit * commits), "--commits", Text(commits),
+            "--seed", Text(seed + phase), "--start", start.ToString("O", CultureInfo.InvariantCulture)).Completed();
+    }
+
+    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private sealed record ChildProcess(Process Process, string Description, Task<string> Errors)
+    {
+        public void Completed()
+        {
+            Process.WaitForExit();
+            if (Process.ExitCode != 0)
+                throw new UserFacingException($"crash-test: '{Description}' failed with exit code {Process.ExitCode}: {Errors.Result.Trim()}");
+        }
+    }
+
+    /// <summary>Starts this same program as a child process, the way a user or a supervisor would.</summary>
+    private static ChildProcess Child(string baseDirectory, params string[] args)
+    {
+        var self = typeof(CrashTestCommand).Assembly.Location;
+        var host = Environment.ProcessPath ?? "dotnet";
+        var info = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+            info.ArgumentList.Add(self);
+        foreach (var a in args)
+            info.ArgumentList.Add(a);
+        info.ArgumentList.Add("--base-dir");
+        info.ArgumentList.Add(baseDirectory);
+        var process = Process.Start(info)!;
+        process.StandardOutput.ReadToEndAsync();
+        return new ChildProcess(process, string.Join(' ', args), process.StandardError.ReadToEndAsync());
+    }
+
+    private static async Task<List<string>> CompareAsync(string reference, string crashed)
+    {
+        var differences = new List<string>();
+        var expectedVisits = await VisitsAsync(reference);
+        var actualVisits = await VisitsAsync(crashed);
+        if (!expectedVisits.SequenceEqual(actualVisits))
+            differences.Add($"visits_table: {actualVisits.Count} rows, expected {expectedVisits.Count}");
+        foreach (var (name, open) in new[] { ("pending_sessions", (Func<string, SessionTable>)SessionTable.Pending), ("sessions", SessionTable.Completed) })
+        {
+            var expected = await SortedRowsAsync(open(reference));
+            var actual = await SortedRowsAsync(open(crashed));
+            var missing = expected.Except(actual).ToList();
+            var extra = actual.Except(expected).ToList();
+            if (expected.Count != actual.Count || missing.Count > 0 || extra.Count > 0)
+            {
+                differences.Add($"{name}: {actual.Count} rows, expected {expected.Count}; {missing.Count} missing, {extra.Count} unexpected");
+                differences.AddRange(missing.Take(3).Select(r => $"  missing:    {r}"));
+                differences.AddRange(extra.Take(3).Select(r => $"  unexpected: {r}"));
+            }
+        }
+
+        if ((await QuarantineTable.In(crashed).ReadAllAsync()).Count > 0)
+            differences.Add("quarantine: rows were set aside, none expected");
+        return differences;
+    }
+
+    private static async Task<List<Visit>> VisitsAsync(string baseDirectory)
+    {
+        var table = VisitsTable.In(baseDirectory);
+        var visits = new List<Visit>();
+        foreach (var file in table.FilesFrom(SourceCursor.Start))
+            visits.AddRange(await table.ReadFileAsync(file));
+        return visits;
+    }
+
+    private static async Task<List<SessionRow>> SortedRowsAsync(SessionTable table) =>
+        [.. (await table.ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId)];
+
+    private static async Task<(int Visits, int Pending, int Completed)> CountsAsync(string baseDirectory) =>
+        ((await VisitsAsync(baseDirectory)).Count, (await SessionTable.Pending(baseDirectory).ReadAllAsync()).Count, (await SessionTable.Completed(baseDirectory).ReadAllAsync()).Count);
+}
