@@ -1,0 +1,282 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Bench;
+
+/// <summary>
+/// The project's benchmark: ours (the full incremental pipeline, one <c>run</c> process per slice of new
+/// commits) against the I/O floor (Parquet.Net read and write, no state) and a DuckDB peer (the same semantics
+/// in SQL), on the same files, plus growth with history, memory per pending user, recovery and start-up.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var users = new Option<long>("--users") { DefaultValueFactory = _ => 1_000_000, Description = "Distinct users" };
+        var visits = new Option<long>("--visits") { DefaultValueFactory = _ => 10_000_000, Description = "Visits in all" };
+        var runs = new Option<int>("--runs") { DefaultValueFactory = _ => 10, Description = "Runs (slices of new commits)" };
+        var commits = new Option<int>("--commits-per-run") { DefaultValueFactory = _ => 4, Description = "Commits in each run's slice" };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1, Description = "Workload seed" };
+        var baseDir = new Option<string?>("--base-dir") { Description = "Work directory (default: a new one under the system temp directory)" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the table" };
+        var sections = new Option<string>("--sections")
+        {
+            DefaultValueFactory = _ => "main,history,memory,walkthrough",
+            Description = "Which measurements: main (ours/floor/peer), history (growth), memory (and recovery), walkthrough",
+        };
+        var probe = new Option<long>("--history-probe-visits") { DefaultValueFactory = _ => 100_000, Description = "Visits in the batch timed after a short and a long history" };
+        var history = new Option<string>("--history-batches") { DefaultValueFactory = _ => "10,200", Description = "Earlier batches before the probe: short,long" };
+        var pendingUsers = new Option<long>("--pending-users") { DefaultValueFactory = _ => 1_000_000, Description = "Pending users for the memory and recovery measurements" };
+        var host = new Option<string>("--host") { Required = true, Description = "Path of the built sessionize.dll (the launcher passes it)" };
+        var root = new RootCommand("Sessionization benchmark: ours vs the Parquet I/O floor vs a DuckDB peer")
+        {
+            users, visits, runs, commits, seed, baseDir, json, sections, probe, history, pendingUsers, host,
+        };
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            Console.Error.WriteLine($"sessionize bench: {string.Join("; ", parsed.Errors.Select(e => e.Message))}");
+            return 2;
+        }
+
+        root.SetAction(p => RunAsync(new Options(
+            p.GetValue(users), p.GetValue(visits), p.GetValue(runs), p.GetValue(commits), p.GetValue(seed), p.GetValue(baseDir), p.GetValue(json),
+            p.GetValue(sections)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet(),
+            p.GetValue(probe), p.GetValue(history)!.Split(',').Select(int.Parse).ToArray(), p.GetValue(pendingUsers), p.GetValue(host)!)));
+        try
+        {
+            return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"sessionize bench: {e.Message.Split('\n')[0]}");
+            return 1;
+        }
+    }
+
+    private sealed record Options(
+        long Users, long Visits, int Runs, int CommitsPerRun, ulong Seed, string? BaseDir, bool Json, HashSet<string> Sections,
+        long ProbeVisits, int[] HistoryBatches, long PendingUsers, string HostDll);
+
+    private sealed record RunTimes(int Run, long Visits, double Ours, double Floor, double Peer, long Pending, long Completed);
+
+    private static async Task<int> RunAsync(Options o)
+    {
+        var root = Path.GetFullPath(o.BaseDir ?? Path.Combine(Path.GetTempPath(), $"sessionization-bench-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
+        if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
+            throw new InvalidOperationException($"bench needs a fresh directory, and {root} is not empty");
+        Directory.CreateDirectory(root);
+        var host = new Host(o.HostDll);
+        var report = new JsonObject
+        {
+            ["users"] = o.Users,
+            ["visits"] = o.Visits,
+            ["runs"] = o.Runs,
+            ["machine"] = $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
+        };
+        var log = o.Json ? Console.Error : Console.Out;
+        log.WriteLine($"bench in {root}");
+
+        if (o.Sections.Contains("main"))
+            await MainComparisonAsync(o, host, Path.Combine(root, "main"), report, log);
+        if (o.Sections.Contains("history"))
+            HistoryGrowth(o, host, Path.Combine(root, "history"), report, log);
+        if (o.Sections.Contains("memory"))
+            await MemoryAndRecoveryAsync(o, host, Path.Combine(root, "memory"), report, log);
+        if (o.Sections.Contains("walkthrough"))
+            Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
+
+        if (o.Json)
+            Console.WriteLine(report.ToJsonString());
+        else
+            Console.Write(Render(o, report));
+        return report["outputs_agree"] is JsonValue agree && !agree.GetValue<bool>() ? 1 : 0;
+    }
+
+    private static async Task MainComparisonAsync(Options o, Host host, string dir, JsonObject report, TextWriter log)
+    {
+        var workload = new Workload(o.Users, o.Visits, o.Runs, o.CommitsPerRun, o.Seed);
+        var ours = Path.Combine(dir, "ours");
+        var table = VisitsTable.In(ours);
+        Directory.CreateDirectory(dir);
+        using var peer = new DuckDbPeer(Path.Combine(dir, "peer.duckdb"));
+        var perRun = new List<RunTimes>();
+        long peak = 0;
+        var cursor = SourceCursor.Start;
+        for (var run = 0; run < o.Runs; run++)
+        {
+            long runVisits = 0;
+            foreach (var commit in workload.Commits(run))
+            {
+                runVisits += commit.Count;
+                await table.AppendAsync(commit, "bench");
+            }
+
+            var files = table.FilesFrom(cursor).ToList();
+            cursor = files[^1].Next;
+
+            var oursRun = host.Run(ours, "run", "--max-files-per-batch", "1000000");
+            peak = Math.Max(peak, oursRun.PeakRssBytes);
+            var pending = await SessionTable.Pending(ours).ReadBatchAsync(run);
+            var completed = await SessionTable.Completed(ours).ReadBatchAsync(run);
+            var floor = await Floor.RunAsync(table, files, pending, completed, Path.Combine(dir, "floor"));
+            var peerTime = peer.Run(run, files.Select(f => table.Delta.DataFilePath(f.Path)).ToList());
+            perRun.Add(new RunTimes(run, runVisits, oursRun.Wall.TotalSeconds, floor.TotalSeconds, peerTime.TotalSeconds, pending.Count, completed.Count));
+            log.WriteLine(FormattableString.Invariant(
+                $"run {run}: {runVisits} visits; ours {oursRun.Wall.TotalSeconds:F2}s, floor {floor.TotalSeconds:F2}s, peer {peerTime.TotalSeconds:F2}s; {pending.Count} pending, {completed.Count} completed"));
+        }
+
+        var pendingFiles = SessionTable.Pending(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Pending(ours).Delta.DataFilePath(f.Path)).ToList();
+        var sessionFiles = SessionTable.Completed(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Completed(ours).Delta.DataFilePath(f.Path)).ToList();
+        var (pendingMissing, pendingExtra) = peer.Compare("peer_pending", pendingFiles);
+        var (sessionsMissing, sessionsExtra) = peer.Compare("peer_sessions", sessionFiles);
+        var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
+
+        var oursTotal = perRun.Sum(r => r.Ours);
+        var floorTotal = perRun.Sum(r => r.Floor);
+        var peerTotal = perRun.Sum(r => r.Peer);
+        report["ours_s"] = Math.Round(oursTotal, 3);
+        report["floor_s"] = Math.Round(floorTotal, 3);
+        report["peer_s"] = Math.Round(peerTotal, 3);
+        report["ours_visits_per_s"] = Math.Round(o.Visits / oursTotal);
+        report["floor_visits_per_s"] = Math.Round(o.Visits / floorTotal);
+        report["peer_visits_per_s"] = Math.Round(o.Visits / peerTotal);
+        report["ours_over_floor"] = Math.Round(floorTotal / oursTotal, 4);
+        report["ours_over_peer"] = Math.Round(peerTotal / oursTotal, 4);
+        report["outputs_agree"] = agree;
+        report["disagreement"] = new JsonObject
+        {
+            ["pending_missing"] = pendingMissing,
+            ["pending_extra"] = pendingExtra,
+            ["sessions_missing"] = sessionsMissing,
+            ["sessions_extra"] = sessionsExtra,
+        };
+        report["peak_rss_bytes"] = peak;
+        report["state_bytes"] = DirectorySize(Path.Combine(ours, "state"));
+        report["per_run"] = new JsonArray([.. perRun.Select(r => (JsonNode)new JsonObject
+        {
+            ["run"] = r.Run, ["visits"] = r.Visits, ["ours_s"] = Math.Round(r.Ours, 3), ["floor_s"] = Math.Round(r.Floor, 3), ["peer_s"] = Math.Round(r.Peer, 3),
+            ["pending"] = r.Pending, ["completed"] = r.Completed,
+        })]);
+    }
+
+    /// <summary>The same probe batch, timed after a short and after a long history of earlier batches.</summary>
+    private static void HistoryGrowth(Options o, Host host, string dir, JsonObject report, TextWriter log)
+    {
+        var results = new JsonArray();
+        foreach (var earlier in o.HistoryBatches)
+        {
+            var data = Path.Combine(dir, $"after-{earlier}");
+            // Earlier batches: small commits over the probe's user range, one batch each.
+            host.Run(data, "generate", "--users", "20000", "--visits", Text(earlier * 500L), "--commits", Text(earlier), "--seed", "11");
+            host.Run(data, "run", "--max-files-per-batch", "1");
+            host.Run(data, "generate", "--users", Text(Math.Max(1, o.ProbeVisits / 2)), "--visits", Text(o.ProbeVisits), "--commits", "1", "--seed", "12",
+                "--start", "2027-01-01T00:00:00Z");
+            var probe = host.Run(data, "run", "--max-files-per-batch", "1000000");
+            log.WriteLine(FormattableString.Invariant($"history: {o.ProbeVisits}-visit batch after {earlier} batches: {probe.Wall.TotalSeconds:F2}s"));
+            results.Add(new JsonObject { ["earlier_batches"] = earlier, ["probe_s"] = Math.Round(probe.Wall.TotalSeconds, 3) });
+        }
+
+        report["history"] = results;
+        if (results.Count == 2)
+            report["history_ratio"] = Math.Round(results[1]!["probe_s"]!.GetValue<double>() / results[0]!["probe_s"]!.GetValue<double>(), 3);
+    }
+
+    /// <summary>Resident memory per pending user, and the time to the first committed batch after a SIGKILL.</summary>
+    private static async Task MemoryAndRecoveryAsync(Options o, Host host, string dir, JsonObject report, TextWriter log)
+    {
+        var table = VisitsTable.In(dir);
+        var start = Timestamps.ToMicros(new DateTime(2026, 6, 1, 0, 0, 0, DateTimeKind.Utc));
+        const int Chunk = 1_000_000;
+        for (long first = 1; first <= o.PendingUsers; first += Chunk)
+        {
+            var count = (int)Math.Min(Chunk, o.PendingUsers - first + 1);
+            await table.AppendAsync([.. Enumerable.Range(0, count).Select(i => new Visit(first + i, start + first + i, "landing.html"))], "bench");
+        }
+
+        var baseline = host.Run(Path.Combine(dir, "..", "baseline"), "run").PeakRssBytes;
+        var loaded = host.Run(dir, "run", "--max-files-per-batch", "1000000");
+        var perUser = (loaded.PeakRssBytes - baseline) / (double)o.PendingUsers;
+        log.WriteLine(FormattableString.Invariant($"memory: {o.PendingUsers} pending users: peak RSS {loaded.PeakRssBytes / 1048576.0:F0} MiB (empty run {baseline / 1048576.0:F0} MiB), {perUser:F0} bytes per pending user"));
+        report["pending_users"] = o.PendingUsers;
+        report["pending_users_peak_rss_bytes"] = loaded.PeakRssBytes;
+        report["bytes_per_pending_user"] = Math.Round(perUser);
+
+        // Recovery: a worker that has started is killed, then a run must recover every pending user to commit the next batch.
+        using (var worker = host.Start(dir, "worker", "--poll-interval", "1h"))
+        {
+            while (await worker.StandardOutput.ReadLineAsync() is { } line && !line.StartsWith("worker: polling", StringComparison.Ordinal))
+            {
+            }
+
+            worker.Kill();
+            await worker.WaitForExitAsync();
+        }
+
+        await table.AppendAsync([new Visit(1, start + o.PendingUsers + 10, "return.html")], "bench");
+        var recovery = host.Run(dir, "run", "--max-files-per-batch", "1000000");
+        log.WriteLine(FormattableString.Invariant($"recovery: after SIGKILL with {o.PendingUsers} pending users, start to first batch committed: {recovery.Wall.TotalSeconds:F2}s"));
+        report["recovery_s"] = Math.Round(recovery.Wall.TotalSeconds, 3);
+    }
+
+    private static void Walkthrough(Host host, string dir, JsonObject report, TextWriter log)
+    {
+        host.Run(dir, "generate-new-rows");
+        var run = host.Run(dir, "run");
+        log.WriteLine(FormattableString.Invariant($"walkthrough: run as a whole process: {run.Wall.TotalSeconds:F2}s"));
+        report["walkthrough_run_s"] = Math.Round(run.Wall.TotalSeconds, 3);
+    }
+
+    private static string Render(Options o, JsonObject r)
+    {
+        var t = new System.Text.StringBuilder();
+        t.AppendLine();
+        t.AppendLine(FormattableString.Invariant($"Sessionization benchmark: {o.Users:N0} users, {o.Visits:N0} visits, {o.Runs} runs of {o.CommitsPerRun} commits, seed {o.Seed}"));
+        t.AppendLine($"machine: {r["machine"]}");
+        if (r["ours_s"] is not null)
+        {
+            t.AppendLine();
+            t.AppendLine("                     total s    visits/s   s per run");
+            foreach (var (name, key) in new[] { ("ours", "ours"), ("floor (Parquet I/O)", "floor"), ("peer (DuckDB)", "peer") })
+            {
+                var total = r[$"{key}_s"]!.GetValue<double>();
+                t.AppendLine(FormattableString.Invariant($"{name,-20} {total,8:F2} {o.Visits / total,11:N0} {total / o.Runs,11:F2}"));
+            }
+
+            t.AppendLine(FormattableString.Invariant($"ours/floor {r["ours_over_floor"]!.GetValue<double>():F3}x   ours/peer {r["ours_over_peer"]!.GetValue<double>():F3}x   outputs agree: {(r["outputs_agree"]!.GetValue<bool>() ? "yes" : "NO " + r["disagreement"]!.ToJsonString())}"));
+            t.AppendLine(FormattableString.Invariant($"peak RSS (ours): {r["peak_rss_bytes"]!.GetValue<long>() / 1048576.0:F0} MiB   state on disk: {r["state_bytes"]!.GetValue<long>() / 1048576.0:F1} MiB"));
+            t.AppendLine();
+            t.AppendLine("run     visits   ours s  floor s   peer s   pending  completed");
+            foreach (var run in r["per_run"]!.AsArray())
+            {
+                t.AppendLine(FormattableString.Invariant(
+                    $"{run!["run"]!.GetValue<int>(),3} {run["visits"]!.GetValue<long>(),10} {run["ours_s"]!.GetValue<double>(),8:F2} {run["floor_s"]!.GetValue<double>(),8:F2} {run["peer_s"]!.GetValue<double>(),8:F2} {run["pending"]!.GetValue<long>(),9} {run["completed"]!.GetValue<long>(),10}"));
+            }
+        }
+
+        t.AppendLine();
+        if (r["history"] is JsonArray h)
+        {
+            foreach (var entry in h)
+                t.AppendLine(FormattableString.Invariant($"history: {o.ProbeVisits:N0}-visit batch after {entry!["earlier_batches"]} earlier batches: {entry["probe_s"]!.GetValue<double>():F2} s"));
+            if (r["history_ratio"] is { } ratio)
+                t.AppendLine(FormattableString.Invariant($"history: growth {ratio.GetValue<double>():F2}x"));
+        }
+
+        if (r["bytes_per_pending_user"] is { } bytes)
+            t.AppendLine(FormattableString.Invariant($"memory: {bytes.GetValue<double>():N0} bytes resident per pending user at {o.PendingUsers:N0} pending users"));
+        if (r["recovery_s"] is { } recovery)
+            t.AppendLine(FormattableString.Invariant($"recovery: {recovery.GetValue<double>():F2} s from process start to first committed batch after SIGKILL, {o.PendingUsers:N0} pending users"));
+        if (r["walkthrough_run_s"] is { } walk)
+            t.AppendLine(FormattableString.Invariant($"walkthrough: run as a whole process {walk.GetValue<double>():F2} s"));
+        return t.ToString();
+    }
+
+    private static long DirectorySize(string path) =>
+        Directory.Exists(path) ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+
+    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
