@@ -1,0 +1,84 @@
+using Akka.Actor;
+using Akka.Configuration;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Running;
+using Sessionization.Actors.Serialization;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+
+namespace Sessionization.Microbench;
+
+/// <summary>The hot paths of one batch, each on its own: Parquet decode, grouping by user, session append, serialization.</summary>
+[MemoryDiagnoser]
+public class HotPathBenchmarks
+{
+    private const int Visits = 100_000;
+    private readonly List<Visit> _visits = [];
+    private string _directory = "";
+    private VisitsTable _table = null!;
+    private SourceFile _file = null!;
+    private Dictionary<long, List<PageVisit>> _grouped = [];
+    private UserSessionState _open = null!;
+    private ActorSystem _system = null!;
+    private SessionizationSerializer _serializer = null!;
+    private SessionExtended _event = null!;
+    private byte[] _eventBytes = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var random = new Random(1);
+        for (var i = 0; i < Visits; i++)
+            _visits.Add(new Visit(random.Next(1, 20_000), 1_700_000_000_000_000L + i, $"page_{random.Next(1, 40)}.html"));
+        _directory = Path.Combine(Path.GetTempPath(), "sessionization-microbench", Guid.NewGuid().ToString("N"));
+        _table = VisitsTable.In(_directory);
+        _table.AppendAsync(_visits, "microbench").GetAwaiter().GetResult();
+        _file = _table.FilesFrom(SourceCursor.Start).Single();
+        _grouped = BatchGrouping.ByUser(_visits);
+        _open = UserSessionState.Empty(1).Apply(new SessionOpened(0, [.. Enumerable.Range(0, 20).Select(i => new PageVisit(i, $"page_{i}.html"))]));
+        _system = ActorSystem.Create("microbench", ConfigurationFactory.Empty);
+        _serializer = new SessionizationSerializer((ExtendedActorSystem)_system);
+        _event = new SessionExtended(3, [.. Enumerable.Range(0, 5).Select(i => new PageVisit(100 + i, $"page_{i}.html"))]);
+        _eventBytes = _serializer.ToBinary(_event);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _system.Terminate().Wait();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    [Benchmark(Description = "Parquet decode, 100K visits")]
+    public async Task<int> ParquetDecode() => (await _table.ReadFileAsync(_file)).Count;
+
+    [Benchmark(Description = "group 100K visits by user")]
+    public int GroupByUser() => BatchGrouping.ByUser(_visits).Count;
+
+    [Benchmark(Description = "decide + apply, every user of the batch")]
+    public int SessionAppend()
+    {
+        var open = 0;
+        foreach (var (user, visits) in _grouped)
+        {
+            var state = UserSessionState.Empty(user);
+            var e = state.Decide(0, visits)!;
+            state = state.Apply(e);
+            var extended = state.Apply(state.Decide(1, visits)!);
+            open += extended.Open!.VisitCount;
+        }
+
+        return open;
+    }
+
+    [Benchmark(Description = "session extend by 5 visits (20 open)")]
+    public int Extend() => _open.Open!.Extend(_event.Visits).VisitCount;
+
+    [Benchmark(Description = "serialize SessionExtended")]
+    public int Serialize() => _serializer.ToBinary(_event).Length;
+
+    [Benchmark(Description = "deserialize SessionExtended")]
+    public object Deserialize() => _serializer.FromBinary(_eventBytes, "SE");
+
+    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmarks).Assembly).Run(args);
+}
