@@ -13,7 +13,10 @@ namespace Sessionization.Bench;
 /// </summary>
 public static class Program
 {
-    public static async Task<int> Main(string[] args)
+    public static Task<int> Main(string[] args) => RunAsync(args, Console.Out, Console.Error);
+
+    /// <summary>Runs the benchmark with its report written to <paramref name="stdout"/> and progress to <paramref name="stderr"/> (or stdout without --json).</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var users = new Option<long>("--users") { DefaultValueFactory = _ => 1_000_000, Description = "Distinct users" };
         var visits = new Option<long>("--visits") { DefaultValueFactory = _ => 10_000_000, Description = "Visits in all" };
@@ -38,11 +41,11 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"sessionize bench: {string.Join("; ", parsed.Errors.Select(e => e.Message))}");
+            stderr.WriteLine($"sessionize bench: {string.Join("; ", parsed.Errors.Select(e => e.Message))}");
             return 2;
         }
 
-        root.SetAction(p => RunAsync(new Options(
+        root.SetAction(p => RunAsync(stdout, stderr, new Options(
             p.GetValue(users), p.GetValue(visits), p.GetValue(runs), p.GetValue(commits), p.GetValue(seed), p.GetValue(baseDir), p.GetValue(json),
             p.GetValue(sections)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet(),
             p.GetValue(probe), p.GetValue(history)!.Split(',').Select(int.Parse).ToArray(), p.GetValue(pendingUsers), p.GetValue(host)!)));
@@ -52,7 +55,7 @@ public static class Program
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"sessionize bench: {e.Message.Split('\n')[0]}");
+            stderr.WriteLine($"sessionize bench: {e.Message.Split('\n')[0]}");
             return 1;
         }
     }
@@ -63,7 +66,7 @@ public static class Program
 
     private sealed record RunTimes(int Run, long Visits, double Ours, double Floor, double Peer, long Pending, long Completed);
 
-    private static async Task<int> RunAsync(Options o)
+    private static async Task<int> RunAsync(TextWriter stdout, TextWriter stderr, Options o)
     {
         var root = Path.GetFullPath(o.BaseDir ?? Path.Combine(Path.GetTempPath(), $"sessionization-bench-{DateTime.UtcNow:yyyyMMdd-HHmmss}"));
         if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
@@ -77,7 +80,7 @@ public static class Program
             ["runs"] = o.Runs,
             ["machine"] = $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
         };
-        var log = o.Json ? Console.Error : Console.Out;
+        var log = o.Json ? stderr : stdout;
         log.WriteLine($"bench in {root}");
 
         if (o.Sections.Contains("main"))
@@ -90,9 +93,9 @@ public static class Program
             Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
 
         if (o.Json)
-            Console.WriteLine(report.ToJsonString());
+            stdout.WriteLine(report.ToJsonString());
         else
-            Console.Write(Render(o, report));
+            stdout.Write(Render(o, report));
         return report["outputs_agree"] is JsonValue agree && !agree.GetValue<bool>() ? 1 : 0;
     }
 

@@ -182,7 +182,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void StartRewind(long batch)
     {
         _openUsers = null;
-        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout), $"rewind-{batch}-{++_attempt}");
+        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight), $"rewind-{batch}-{++_attempt}");
     }
 
     private void OnRewound(RewindFinished finished)
@@ -219,7 +219,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     {
         _replayed = replayed;
         Context.ActorOf(
-            BatchExecution.Props(plan, _openUsers, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout),
+            BatchExecution.Props(plan, _openUsers, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
     }
 

@@ -22,12 +22,16 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly List<SessionRow> _completed = [];
     private readonly HashSet<long> _openAfter = [];
     private readonly HashSet<long> _answered = [];
+    private readonly int _maxInFlight;
+    private readonly TimeSpan _timeout;
     private Loaded? _loaded;
-    private int _awaiting;
+    private DispatchWindow? _window;
 
-    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
+    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _plan = plan;
+        _maxInFlight = maxInFlight;
+        _timeout = timeout;
         _userSessions = userSessions;
         _sink = sink;
 
@@ -42,7 +46,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         });
         Receive<BatchWritten>(OnWritten);
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
-        Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: timed out after {timeout} with {_awaiting} user sessions still to answer"));
+        Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer"));
 
         Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
         LoadAsync(plan, openUsers, badRows, baseDirectory).PipeTo(Self);
@@ -50,8 +54,8 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
-        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, badRows, baseDirectory, userSessions, sink, timeout));
+    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
+        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, badRows, baseDirectory, userSessions, sink, timeout, maxInFlight));
 
     private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<long> ToClose, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
 
@@ -85,13 +89,17 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private void OnLoaded(Loaded loaded)
     {
         _loaded = loaded;
-        _awaiting = loaded.ByUser.Count + loaded.ToClose.Count;
-        foreach (var (userId, visits) in loaded.ByUser)
-            _userSessions.Tell(new ApplyBatch(userId, _plan.Batch, visits));
-        foreach (var userId in loaded.ToClose)
-            _userSessions.Tell(new ApplyBatch(userId, _plan.Batch, []));
-        if (_awaiting == 0)
+        if (loaded.ByUser.Count + loaded.ToClose.Count == 0)
+        {
             Write();
+            return;
+        }
+
+        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value))
+            .Concat(loaded.ToClose.Select(u => (object)new ApplyBatch(u, _plan.Batch, [])));
+        var self = Self;
+        _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
+        _window.Fill();
     }
 
     private void OnApplied(BatchApplied applied)
@@ -109,7 +117,9 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
                 break;
         }
 
-        if (--_awaiting == 0)
+        // The timeout measures a stall, not the whole batch: every answer restarts it.
+        Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, _timeout);
+        if (_window!.Answered())
             Write();
     }
 

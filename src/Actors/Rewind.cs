@@ -14,11 +14,11 @@ public sealed class Rewind : ReceiveActor, IWithTimers
 {
     private readonly long _batch;
     private readonly IActorRef _sink;
-    private int _awaiting;
+    private DispatchWindow? _window;
     private int _usersReset;
     private long _undone;
 
-    public Rewind(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout)
+    public Rewind(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _batch = batch;
         _sink = sink;
@@ -26,16 +26,21 @@ public sealed class Rewind : ReceiveActor, IWithTimers
         Receive<Affected>(affected =>
         {
             _undone = affected.Batches;
-            _awaiting = affected.Users.Count;
-            foreach (var user in affected.Users)
-                userSessions.Tell(new RewindTo(user, batch));
-            if (_awaiting == 0)
+            if (affected.Users.Count == 0)
+            {
                 RewindTables();
+                return;
+            }
+
+            var self = Self;
+            _window = new DispatchWindow(affected.Users.Select(u => (object)new RewindTo(u, batch)), maxInFlight, m => userSessions.Tell(m, self));
+            _window.Fill();
         });
         Receive<UserRewound>(_ =>
         {
             _usersReset++;
-            if (--_awaiting == 0)
+            Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
+            if (_window!.Answered())
                 RewindTables();
         });
         Receive<UserRewindFailed>(f => Fail(f.Reason));
@@ -47,7 +52,7 @@ public sealed class Rewind : ReceiveActor, IWithTimers
         });
         Receive<TablesRewindFailed>(f => Fail(f.Reason));
         Receive<Status.Failure>(f => Fail((f.Cause is AggregateException { InnerException: { } i } ? i : f.Cause).Message));
-        Receive<TimedOut>(_ => Fail($"timed out after {timeout} with {_awaiting} user sessions still to answer"));
+        Receive<TimedOut>(_ => Fail($"no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer"));
 
         Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
         FindAffectedAsync(batch, baseDirectory).PipeTo(Self);
@@ -55,8 +60,8 @@ public sealed class Rewind : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout) =>
-        Akka.Actor.Props.Create(() => new Rewind(batch, baseDirectory, userSessions, sink, timeout));
+    public static Props Props(long batch, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
+        Akka.Actor.Props.Create(() => new Rewind(batch, baseDirectory, userSessions, sink, timeout, maxInFlight));
 
     private sealed record Affected(IReadOnlyList<long> Users, long Batches);
 

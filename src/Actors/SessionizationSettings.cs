@@ -1,3 +1,5 @@
+using Sessionization.Persistence.Tables;
+
 namespace Sessionization.Actors;
 
 /// <summary>The sessionizer's settings, read once from configuration (HOCON defaults, then environment and flags).</summary>
@@ -8,7 +10,8 @@ public sealed record SessionizationSettings(
     int RetainCheckpoints,
     int SnapshotEvery,
     TimeSpan BatchTimeout,
-    Sessionization.Persistence.Tables.BadRowsMode BadRows = Sessionization.Persistence.Tables.BadRowsMode.Fail)
+    BadRowsMode BadRows = BadRowsMode.Fail,
+    int MaxUsersInFlight = 2000)
 {
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
@@ -22,9 +25,10 @@ public sealed record SessionizationSettings(
             c.GetTimeSpan("batch-timeout"),
             c.GetString("bad-rows", "fail").ToLowerInvariant() switch
             {
-                "fail" => Sessionization.Persistence.Tables.BadRowsMode.Fail,
-                "quarantine" => Sessionization.Persistence.Tables.BadRowsMode.Quarantine,
+                "fail" => BadRowsMode.Fail,
+                "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
-            });
+            },
+            c.GetInt("user-sessions.max-in-flight", 2000));
     }
 }

@@ -23,13 +23,11 @@ public sealed class SessionTable
     public const string PendingDirectoryName = "pending_sessions";
     public const string CompletedDirectoryName = "sessions";
 
-    private readonly bool _pending;
     private readonly DataField[] _columns;
     private readonly ParquetSchema _schema;
 
     private SessionTable(string path, bool pending)
     {
-        _pending = pending;
         Delta = new DeltaTable(path, pending ? PendingDirectoryName : CompletedDirectoryName);
         // Parquet.Net binds a field to one schema, so each table builds its own.
         DataField userId = new DataField<long>("user_id", false);
@@ -179,6 +177,4 @@ public sealed class SessionTable
 
         return rows;
     }
-
-    public bool IsPending => _pending;
 }
