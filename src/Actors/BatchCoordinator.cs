@@ -23,7 +23,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private readonly VisitsTable _visits;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private CoordinatorState _state = CoordinatorState.Initial;
-    private IReadOnlySet<long>? _openUsers;
+    private IReadOnlyList<SessionRow>? _pendingRows;
     private IActorRef? _reportTo;
     private int _maxFiles;
     private BadRowsMode _badRows;
@@ -181,7 +181,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private void StartRewind(long batch)
     {
-        _openUsers = null;
+        _pendingRows = null;
         Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight), $"rewind-{batch}-{++_attempt}");
     }
 
@@ -219,7 +219,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     {
         _replayed = replayed;
         Context.ActorOf(
-            BatchExecution.Props(plan, _openUsers, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
+            BatchExecution.Props(plan, _pendingRows, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
     }
 
@@ -229,7 +229,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed), e =>
         {
             _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
-            _openUsers = executed.OpenUsers;
+            _pendingRows = executed.PendingRows;
             SaveSnapshot(_state);
             _batchesThisRun++;
             _reportTo?.Tell(new BatchReport(
@@ -281,7 +281,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void Failed(string reason)
     {
         _busy = false;
-        _openUsers = null;
+        _pendingRows = null;
         // A worker reports the failure and tries the same batch again at its next poll; a drain run ends.
         _reportTo?.Tell(new RunFailed(reason));
     }

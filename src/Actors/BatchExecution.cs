@@ -8,9 +8,9 @@ using static Sessionization.Actors.UserSessionProtocol;
 namespace Sessionization.Actors;
 
 /// <summary>
-/// Carries one planned batch through: reads its visits, sends each touched user its one
-/// <see cref="ApplyBatch"/>, gathers the outcomes, hands them to the sink and reports back to the
-/// coordinator. It holds no durable state: a batch it did not finish is run again from its plan.
+/// Carries one planned batch through: reads its visits, sends each user with visits its one
+/// <see cref="ApplyBatch"/>, closes the previous batch's pending sessions that got none, gathers the
+/// outcomes, hands them to the sink and reports back to the coordinator. It holds no durable state: a batch it did not finish is run again from its plan.
 /// </summary>
 public sealed class BatchExecution : ReceiveActor, IWithTimers
 {
@@ -20,14 +20,13 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<SessionRow> _pending = [];
     private readonly List<SessionRow> _completed = [];
-    private readonly HashSet<long> _openAfter = [];
     private readonly HashSet<long> _answered = [];
     private readonly int _maxInFlight;
     private readonly TimeSpan _timeout;
     private Loaded? _loaded;
     private DispatchWindow? _window;
 
-    public BatchExecution(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
+    public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _plan = plan;
         _maxInFlight = maxInFlight;
@@ -49,22 +48,22 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer"));
 
         Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
-        LoadAsync(plan, openUsers, badRows, baseDirectory).PipeTo(Self);
+        LoadAsync(plan, previousPending, badRows, baseDirectory).PipeTo(Self);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
-        Akka.Actor.Props.Create(() => new BatchExecution(plan, openUsers, badRows, baseDirectory, userSessions, sink, timeout, maxInFlight));
+    public static Props Props(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
+        Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, userSessions, sink, timeout, maxInFlight));
 
-    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<long> ToClose, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
+    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<SessionRow> Closed, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
 
     private sealed class TimedOut
     {
         public static TimedOut Instance { get; } = new();
     }
 
-    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlySet<long>? openUsers, BadRowsMode badRows, string baseDirectory)
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory)
     {
         var visitsTable = VisitsTable.In(baseDirectory);
         var visits = new List<Visit>();
@@ -77,26 +76,26 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         }
 
         var byUser = BatchGrouping.ByUser(visits);
-        // The users with an open session are those pending after the previous batch; after a restart they come from its output.
-        openUsers ??= plan.Batch == 0
-            ? new HashSet<long>()
-            : (await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1)).Select(r => r.UserId).ToHashSet();
-        var toClose = BatchGrouping.UsersToClose(openUsers, byUser);
+        // Sessions pending after the previous batch whose users have no visits in this one close here. Their
+        // completed rows are the previous batch's pending rows; their users need no message and no write.
+        previousPending ??= plan.Batch == 0 ? [] : await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1);
+        var previous = previousPending.ToDictionary(r => r.UserId);
+        var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
         var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
-        return new Loaded(byUser, toClose, visits.Count, maxTime, quarantined);
+        return new Loaded(byUser, closed, visits.Count, maxTime, quarantined);
     }
 
     private void OnLoaded(Loaded loaded)
     {
         _loaded = loaded;
-        if (loaded.ByUser.Count + loaded.ToClose.Count == 0)
+        _completed.AddRange(loaded.Closed);
+        if (loaded.ByUser.Count == 0)
         {
             Write();
             return;
         }
 
-        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value))
-            .Concat(loaded.ToClose.Select(u => (object)new ApplyBatch(u, _plan.Batch, [])));
+        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value));
         var self = Self;
         _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
         _window.Fill();
@@ -110,7 +109,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         {
             case SessionPending p:
                 _pending.Add(SessionRow.From(p.Session, _plan.Batch));
-                _openAfter.Add(applied.UserId);
                 break;
             case SessionCompleted c:
                 _completed.Add(SessionRow.From(c.Session, _plan.Batch));
@@ -137,11 +135,11 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Context.Parent.Tell(new BatchExecuted(
             _plan,
             loaded.Visits,
-            loaded.ByUser.Count + loaded.ToClose.Count,
+            loaded.ByUser.Count + loaded.Closed.Count,
             _pending.Count,
             _completed.Count,
             loaded.Quarantined.Count,
-            _openAfter,
+            _pending,
             _clock.Elapsed));
         Context.Stop(Self);
     }
@@ -156,6 +154,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
-public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlySet<long> OpenUsers, TimeSpan Elapsed);
+public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRow> PendingRows, TimeSpan Elapsed);
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

@@ -114,9 +114,9 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
 
     private void PassivateIfIdle()
     {
-        // A user without an open session needs no memory until it visits again; its journal still answers replays.
-        if (_state.Open is null)
-            Context.Parent.Tell(new Passivate(_state.UserId));
+        // Every user stops after its batch: an open session may close without its user hearing of it, and the
+        // journal answers a replay or the user's next batch. Memory then holds only the batch in flight.
+        Context.Parent.Tell(new Passivate(_state.UserId));
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)

@@ -41,6 +41,10 @@ public sealed record SessionCompleted(long Batch, Session Session) : BatchOutcom
 /// One user's session state. <see cref="Decide"/> turns a batch's visits into at most one event;
 /// <see cref="Apply"/> folds an event in. Remembering the last applied batch and the session it closed
 /// lets a replayed batch be answered with the outcome already recorded instead of being applied twice.
+/// The close rule: a session that is not extended in the batch right after the last one it was in is
+/// closed in that batch. The user need not hear of it (the coordinator writes the completed row from the
+/// previous batch's pending row); its state still shows the session open, and <see cref="OpenAt"/> reads it
+/// as closed from then on.
 /// </summary>
 public sealed record UserSessionState(long UserId, long LastAppliedBatch, Session? Open, Session? ClosedInLastBatch) : IPersistedRecord
 {
@@ -56,10 +60,14 @@ public sealed record UserSessionState(long UserId, long LastAppliedBatch, Sessio
     {
         if (batch <= LastAppliedBatch)
             return null;
+        var open = OpenAt(batch);
         if (visitsInBatch.Count == 0)
-            return Open is null ? null : new SessionClosed(batch);
-        return Open is null ? new SessionOpened(batch, visitsInBatch) : new SessionExtended(batch, visitsInBatch);
+            return open is null ? null : new SessionClosed(batch);
+        return open is null ? new SessionOpened(batch, visitsInBatch) : new SessionExtended(batch, visitsInBatch);
     }
+
+    /// <summary>The session still open when <paramref name="batch"/> begins: only one extended in the batch just before.</summary>
+    public Session? OpenAt(long batch) => LastAppliedBatch == batch - 1 ? Open : null;
 
     public UserSessionState Apply(IUserSessionEvent @event) => @event switch
     {

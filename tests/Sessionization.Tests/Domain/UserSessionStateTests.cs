@@ -58,6 +58,18 @@ public class UserSessionStateTests
     }
 
     [Fact]
+    public void A_session_not_extended_in_the_next_batch_is_closed_even_if_its_user_never_heard()
+    {
+        var state = Run(UserSessionState.Empty(1), 0, V(10, "a"));
+
+        Assert.NotNull(state.OpenAt(1));
+        Assert.Null(state.OpenAt(2));
+        var returned = Run(state, 2, V(20, "b"));
+        Assert.Equal("b", Assert.IsType<SessionPending>(returned.OutcomeOf(2)).Session.ConcatenatedPages);
+        Assert.Equal(2, returned.Open!.StartBatch);
+    }
+
+    [Fact]
     public void A_user_who_closes_and_returns_starts_a_new_session()
     {
         var state = Run(UserSessionState.Empty(1), 0, V(10, "a"));
