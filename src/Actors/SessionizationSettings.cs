@@ -11,7 +11,9 @@ public sealed record SessionizationSettings(
     int SnapshotEvery,
     TimeSpan BatchTimeout,
     BadRowsMode BadRows = BadRowsMode.Fail,
-    int MaxUsersInFlight = 2000)
+    int MaxUsersInFlight = 2000,
+    string UserJournalPlugin = "",
+    string UserSnapshotPlugin = "")
 {
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
@@ -29,6 +31,8 @@ public sealed record SessionizationSettings(
                 "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
             },
-            c.GetInt("user-sessions.max-in-flight", 2000));
+            c.GetInt("user-sessions.max-in-flight", 2000),
+            c.GetString("user-sessions.journal-plugin", ""),
+            c.GetString("user-sessions.snapshot-plugin", ""));
     }
 }

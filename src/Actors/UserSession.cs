@@ -16,9 +16,12 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
     private int _eventsSinceSnapshot;
     private (IActorRef ReplyTo, object Failure)? _inFlight;
 
-    public UserSession(long userId, int snapshotEvery)
+    public UserSession(long userId, int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "")
     {
         _snapshotEvery = snapshotEvery;
+        // Empty means the system's default plugin (tests use the in-memory and fault-injecting ones).
+        JournalPluginId = journalPlugin;
+        SnapshotPluginId = snapshotPlugin;
         _state = UserSessionState.Empty(userId);
         PersistenceId = PersistenceIdFor(userId);
 
@@ -36,7 +39,8 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
 
     public static string PersistenceIdFor(long userId) => $"user-session-{userId}";
 
-    public static Props Props(long userId, int snapshotEvery) => Akka.Actor.Props.Create(() => new UserSession(userId, snapshotEvery));
+    public static Props Props(long userId, int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "") =>
+        Akka.Actor.Props.Create(() => new UserSession(userId, snapshotEvery, journalPlugin, snapshotPlugin));
 
     private void Ready()
     {
@@ -79,7 +83,7 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
 
         // The state before the batch is in the journal, not in memory: a reader replays it from the start.
         var replyTo = Sender;
-        Context.ActorOf(UserSessionReplay.Props(_state.UserId, command.Batch));
+        Context.ActorOf(UserSessionReplay.Props(_state.UserId, command.Batch, JournalPluginId));
         Become(() =>
         {
             Command<UserSessionReplay.Replayed>(replayed => Persist(new SessionRewound(command.Batch, replayed.State), e =>
@@ -162,9 +166,10 @@ public sealed class UserSessionReplay : ReceivePersistentActor
 {
     private readonly List<IUserSessionEvent> _journal = [];
 
-    public UserSessionReplay(long userId, long batch)
+    public UserSessionReplay(long userId, long batch, string journalPlugin)
     {
         PersistenceId = UserSession.PersistenceIdFor(userId);
+        JournalPluginId = journalPlugin;
         Recover<IUserSessionEvent>(_journal.Add);
         Recover<RecoveryCompleted>(_ =>
         {
@@ -177,7 +182,7 @@ public sealed class UserSessionReplay : ReceivePersistentActor
 
     public override Recovery Recovery { get; } = new(SnapshotSelectionCriteria.None);
 
-    public static Props Props(long userId, long batch) => Akka.Actor.Props.Create(() => new UserSessionReplay(userId, batch));
+    public static Props Props(long userId, long batch, string journalPlugin) => Akka.Actor.Props.Create(() => new UserSessionReplay(userId, batch, journalPlugin));
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {

@@ -11,14 +11,18 @@ namespace Sessionization.Actors;
 public sealed class UserSessions : ReceiveActor
 {
     private readonly int _snapshotEvery;
+    private readonly string _journalPlugin;
+    private readonly string _snapshotPlugin;
     private readonly Dictionary<long, IActorRef> _live = [];
     private readonly Dictionary<IActorRef, long> _users = [];
     private readonly Dictionary<long, List<(IUserSessionMessage Message, IActorRef Sender)>> _stopping = [];
     private readonly Dictionary<long, (IUserSessionMessage Message, IActorRef Sender)> _lastDelivered = [];
 
-    public UserSessions(int snapshotEvery)
+    public UserSessions(int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "")
     {
         _snapshotEvery = snapshotEvery;
+        _journalPlugin = journalPlugin;
+        _snapshotPlugin = snapshotPlugin;
 
         Receive<ApplyBatch>(Deliver);
         Receive<RewindTo>(Deliver);
@@ -48,7 +52,8 @@ public sealed class UserSessions : ReceiveActor
         });
     }
 
-    public static Props Props(int snapshotEvery) => Akka.Actor.Props.Create(() => new UserSessions(snapshotEvery));
+    public static Props Props(int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "") =>
+        Akka.Actor.Props.Create(() => new UserSessions(snapshotEvery, journalPlugin, snapshotPlugin));
 
     private void Deliver(IUserSessionMessage message)
     {
@@ -82,7 +87,7 @@ public sealed class UserSessions : ReceiveActor
     {
         if (_live.TryGetValue(userId, out var child))
             return child;
-        child = Context.ActorOf(UserSession.Props(userId, _snapshotEvery), UserSession.PersistenceIdFor(userId));
+        child = Context.ActorOf(UserSession.Props(userId, _snapshotEvery, _journalPlugin, _snapshotPlugin), UserSession.PersistenceIdFor(userId));
         Context.Watch(child);
         _live[userId] = child;
         _users[child] = userId;

@@ -45,7 +45,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             akka.AddHocon(config, HoconAddMode.Append);
             akka.WithActors((system, registry) =>
             {
-                var users = system.ActorOf(UserSessions.Props(settings.SnapshotEvery), "user-sessions");
+                var users = system.ActorOf(UserSessions.Props(settings.SnapshotEvery, settings.UserJournalPlugin, settings.UserSnapshotPlugin), "user-sessions");
                 var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory), "session-sink");
                 registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, users, sink), BatchCoordinator.Id));
             });
