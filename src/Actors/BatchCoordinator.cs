@@ -176,7 +176,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
                 var limit = upTo ?? visits.Delta.LatestVersion() ?? -1;
                 return new Planned(BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), maxFiles, limit), limit);
             })
-            .PipeTo(Self, failure: e => new PlanFailed((e is AggregateException { InnerException: { } i } ? i : e).Message));
+            .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
     }
 
     private void StartRewind(long batch)
@@ -253,20 +253,20 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        Stopping($"recovery of the batch coordinator failed: {Innermost(reason).Message}");
+        Stopping($"recovery of the batch coordinator failed: {Failures.Innermost(reason).Message}");
         base.OnRecoveryFailure(reason, message);
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        Stopping($"the batch coordinator could not write {@event.GetType().Name} to its journal: {Innermost(cause).Message}");
+        Stopping($"the batch coordinator could not write {@event.GetType().Name} to its journal: {Failures.Innermost(cause).Message}");
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
         // A rejected event leaves the coordinator running; the batch is reported failed and tried again.
-        Failed($"the journal rejected the batch coordinator's {@event.GetType().Name}: {Innermost(cause).Message}");
+        Failed($"the journal rejected the batch coordinator's {@event.GetType().Name}: {Failures.Innermost(cause).Message}");
         base.OnPersistRejected(cause, @event, sequenceNr);
     }
 
@@ -275,8 +275,6 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         Context.System.EventStream.Publish(new CoordinatorFailed(reason));
         _reportTo?.Tell(new RunFailed(reason));
     }
-
-    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     private void Failed(string reason)
     {

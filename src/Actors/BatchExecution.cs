@@ -35,7 +35,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         _sink = sink;
 
         Receive<Loaded>(OnLoaded);
-        Receive<Status.Failure>(f => Fail(Unwrap(f.Cause)));
+        Receive<Status.Failure>(f => Fail(Failures.Message(f.Cause)));
         Receive<BatchApplied>(OnApplied);
         Receive<BatchApplyFailed>(f =>
         {
@@ -149,8 +149,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Context.Parent.Tell(new BatchExecutionFailed(_plan.Batch, reason));
         Context.Stop(Self);
     }
-
-    private static string Unwrap(Exception e) => (e is AggregateException { InnerException: { } inner } ? inner : e).Message;
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>

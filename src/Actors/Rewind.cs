@@ -51,7 +51,7 @@ public sealed class Rewind : ReceiveActor, IWithTimers
             Context.Stop(Self);
         });
         Receive<TablesRewindFailed>(f => Fail(f.Reason));
-        Receive<Status.Failure>(f => Fail((f.Cause is AggregateException { InnerException: { } i } ? i : f.Cause).Message));
+        Receive<Status.Failure>(f => Fail(Failures.Message(f.Cause)));
         Receive<TimedOut>(_ => Fail($"no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer"));
 
         Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);

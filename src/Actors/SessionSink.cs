@@ -20,7 +20,7 @@ public sealed class SessionSink : ReceiveActor
         Receive<WriteBatch>(m => WriteAsync(pending, completed, quarantine, m).PipeTo(
             Sender,
             success: r => r,
-            failure: e => new BatchWriteFailed(m.Batch, Unwrap(e))));
+            failure: e => new BatchWriteFailed(m.Batch, Failures.Message(e))));
         Receive<RewindTables>(m => Task.Run(() =>
             {
                 // Quarantine first and pending last: pending_sessions is where a restart learns the open users.
@@ -29,7 +29,7 @@ public sealed class SessionSink : ReceiveActor
                 pending.RewindTo(m.Batch, m.CommitTimeMillis);
                 return new TablesRewound(m.Batch);
             })
-            .PipeTo(Sender, failure: e => new TablesRewindFailed(m.Batch, Unwrap(e))));
+            .PipeTo(Sender, failure: e => new TablesRewindFailed(m.Batch, Failures.Message(e))));
     }
 
     public static Props Props(string baseDirectory) => Akka.Actor.Props.Create(() => new SessionSink(baseDirectory));
@@ -41,6 +41,4 @@ public sealed class SessionSink : ReceiveActor
         var pendingWritten = await pending.CommitBatchAsync(m.Batch, m.Pending, m.CommitTimeMillis);
         return new BatchWritten(m.Batch, pendingWritten, completedWritten);
     }
-
-    private static string Unwrap(Exception e) => (e is AggregateException { InnerException: { } inner } ? inner : e).Message;
 }

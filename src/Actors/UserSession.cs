@@ -56,7 +56,7 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
         if (decided is null)
         {
             Sender.Tell(new BatchApplied(_state.UserId, command.Batch, _state.OutcomeOf(command.Batch)));
-            PassivateIfIdle();
+            PassivateAfterBatch();
             return;
         }
 
@@ -68,7 +68,7 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
             _inFlight = null;
             replyTo.Tell(new BatchApplied(_state.UserId, e.Batch, _state.OutcomeOf(e.Batch)));
             SnapshotIfDue();
-            PassivateIfIdle();
+            PassivateAfterBatch();
         });
     }
 
@@ -77,7 +77,7 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
         if (_state.LastAppliedBatch < command.Batch)
         {
             Sender.Tell(new UserRewound(_state.UserId, command.Batch));
-            PassivateIfIdle();
+            PassivateAfterBatch();
             return;
         }
 
@@ -116,7 +116,7 @@ public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
         }
     }
 
-    private void PassivateIfIdle()
+    private void PassivateAfterBatch()
     {
         // Every user stops after its batch: an open session may close without its user hearing of it, and the
         // journal answers a replay or the user's next batch. Memory then holds only the batch in flight.

@@ -25,7 +25,7 @@ public sealed class OneLineLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
         Receive<Error>(e =>
         {
-            var message = OneLine(e.Cause is { } cause ? $"{e.Message}: {Innermost(cause).Message}" : e.Message?.ToString() ?? "");
+            var message = OneLine(e.Cause is { } cause ? $"{e.Message}: {Sessionization.Actors.Failures.Innermost(cause).Message}" : e.Message?.ToString() ?? "");
             Volatile.Write(ref _lastError, message);
             Write("ERROR", e, message);
         });
@@ -52,8 +52,6 @@ public sealed class OneLineLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
             // The log is a convenience; a full or read-only disk must not take the process down with it.
         }
     }
-
-    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     private static string OneLine(string text) => text.Split('\n')[0].Trim();
 }
