@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Sessionization.Domain;
+using Sessionization.Persistence.UserState;
 using Sessionization.Persistence.Tables;
 using static Sessionization.Actors.CoordinatorProtocol;
 
@@ -19,6 +20,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private readonly SessionizationSettings _settings;
     private readonly IActorRef _userSessions;
+    private readonly IUserStateStore _store;
     private readonly IActorRef _sink;
     private readonly VisitsTable _visits;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -35,10 +37,11 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private int _attempt;
     private bool _replayed;
 
-    public BatchCoordinator(SessionizationSettings settings, IActorRef userSessions, IActorRef sink)
+    public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink)
     {
         _settings = settings;
         _userSessions = userSessions;
+        _store = store;
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
         _maxFiles = settings.MaxFilesPerBatch;
@@ -81,8 +84,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(SessionizationSettings settings, IActorRef userSessions, IActorRef sink) =>
-        Akka.Actor.Props.Create(() => new BatchCoordinator(settings, userSessions, sink));
+    public static Props Props(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink) =>
+        Akka.Actor.Props.Create(() => new BatchCoordinator(settings, store, userSessions, sink));
 
     private sealed class Poll
     {
@@ -182,7 +185,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void StartRewind(long batch)
     {
         _pendingRows = null;
-        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight), $"rewind-{batch}-{++_attempt}");
+        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _store, _sink), $"rewind-{batch}-{++_attempt}");
     }
 
     private void OnRewound(RewindFinished finished)
@@ -219,7 +222,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     {
         _replayed = replayed;
         Context.ActorOf(
-            BatchExecution.Props(plan, _pendingRows, _badRows, _settings.BaseDirectory, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
+            BatchExecution.Props(plan, _pendingRows, _badRows, _settings.BaseDirectory, _store, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
     }
 
@@ -249,6 +252,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
             return;
         DeleteSnapshots(new SnapshotSelectionCriteria(oldest - 1));
         DeleteMessages(oldest - 1);
+        // A rewind to the oldest retained batch needs the user states the batch before it left; older ones go.
+        var log = _log;
+        var keepFrom = _state.Checkpoints[0].Batch - 1;
+        _store.PruneBeforeAsync(keepFrom).ContinueWith(
+            t => log.Warning("user session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
+            TaskContinuationOptions.OnlyOnFaulted);
     }
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)

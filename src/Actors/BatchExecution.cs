@@ -1,15 +1,17 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.SinkProtocol;
 using static Sessionization.Actors.UserSessionProtocol;
 
 namespace Sessionization.Actors;
 
 /// <summary>
-/// Carries one planned batch through: reads its visits, sends each user with visits its one
-/// <see cref="ApplyBatch"/>, closes the previous batch's pending sessions that got none, gathers the
+/// Carries one planned batch through: reads its visits and, in one query, the states of the users they
+/// may touch, sends each user with visits its one <see cref="ApplyBatch"/>, closes the previous batch's pending sessions that got none, gathers the
 /// outcomes, hands them to the sink and reports back to the coordinator. It holds no durable state: a batch it did not finish is run again from its plan.
 /// </summary>
 public sealed class BatchExecution : ReceiveActor, IWithTimers
@@ -22,15 +24,15 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly List<SessionRow> _completed = [];
     private readonly HashSet<long> _answered = [];
     private readonly int _maxInFlight;
-    private readonly TimeSpan _timeout;
     private Loaded? _loaded;
+    private long _progress;
+    private long _progressAtLastCheck;
     private DispatchWindow? _window;
 
-    public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
+    public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _plan = plan;
         _maxInFlight = maxInFlight;
-        _timeout = timeout;
         _userSessions = userSessions;
         _sink = sink;
 
@@ -45,26 +47,35 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         });
         Receive<BatchWritten>(OnWritten);
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
-        Receive<TimedOut>(_ => Fail($"batch {plan.Batch}: no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer"));
+        Receive<TimedOut>(_ =>
+        {
+            if (_progress == _progressAtLastCheck)
+                Fail($"batch {plan.Batch}: no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer");
+            _progressAtLastCheck = _progress;
+        });
 
-        Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, timeout);
-        LoadAsync(plan, previousPending, badRows, baseDirectory).PipeTo(Self);
+        // The timeout measures a stall, not the whole batch: each check passes if anything moved since the last.
+        Timers.StartPeriodicTimer(TimedOut.Instance, TimedOut.Instance, timeout);
+        LoadAsync(plan, previousPending, badRows, baseDirectory, store).PipeTo(Self);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
-        Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, userSessions, sink, timeout, maxInFlight));
+    public static Props Props(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
+        Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, store, userSessions, sink, timeout, maxInFlight));
 
-    private sealed record Loaded(Dictionary<long, List<PageVisit>> ByUser, IReadOnlyList<SessionRow> Closed, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
+    private sealed record Loaded(
+        Dictionary<long, List<PageVisit>> ByUser, Dictionary<long, StoredUserState> States, IReadOnlyList<SessionRow> Closed, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
 
     private sealed class TimedOut
     {
         public static TimedOut Instance { get; } = new();
     }
 
-    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory)
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store)
     {
+        // Bulk recovery: the users' states are read while the visits are, one query for the whole batch.
+        var states = LoadStatesAsync(plan.Batch, store);
         var visitsTable = VisitsTable.In(baseDirectory);
         var visits = new List<Visit>();
         var quarantined = new List<QuarantinedRow>();
@@ -82,11 +93,24 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         var previous = previousPending.ToDictionary(r => r.UserId);
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
         var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
-        return new Loaded(byUser, closed, visits.Count, maxTime, quarantined);
+        return new Loaded(byUser, await states, closed, visits.Count, maxTime, quarantined);
+    }
+
+    private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)
+    {
+        try
+        {
+            return await store.LoadForBatchAsync(batch);
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"reading the user session states for batch {batch} failed: {Failures.Message(e)}", e);
+        }
     }
 
     private void OnLoaded(Loaded loaded)
     {
+        _progress++;
         _loaded = loaded;
         _completed.AddRange(loaded.Closed);
         if (loaded.ByUser.Count == 0)
@@ -95,11 +119,14 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             return;
         }
 
-        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value));
+        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value, Recovered(u.Key, loaded.States)));
         var self = Self;
         _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
         _window.Fill();
     }
+
+    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states) =>
+        states.TryGetValue(userId, out var stored) ? SessionizationSerializer.StateFromBinary(stored.State) : UserSessionState.Empty(userId);
 
     private void OnApplied(BatchApplied applied)
     {
@@ -115,8 +142,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
                 break;
         }
 
-        // The timeout measures a stall, not the whole batch: every answer restarts it.
-        Timers.StartSingleTimer(TimedOut.Instance, TimedOut.Instance, _timeout);
+        _progress++;
         if (_window!.Answered())
             Write();
     }

@@ -12,26 +12,16 @@ public static class UserSessionProtocol
         long UserId { get; }
     }
 
-    /// <summary>The one message a user gets per batch: its visits in the batch, empty when its open session should close.</summary>
-    public sealed record ApplyBatch(long UserId, long Batch, IReadOnlyList<PageVisit> Visits) : IUserSessionMessage;
+    /// <summary>
+    /// The one message a user gets per batch: its visits in the batch, and its state as recovered for the batch
+    /// (read for all of the batch's users at once; <see cref="UserSessionState.Empty"/> when it has none).
+    /// </summary>
+    public sealed record ApplyBatch(long UserId, long Batch, IReadOnlyList<PageVisit> Visits, UserSessionState Recovered) : IUserSessionMessage;
 
     /// <summary>The batch's outcome for the user, after it is persisted; null when the user took no part.</summary>
     public sealed record BatchApplied(long UserId, long Batch, BatchOutcome? Outcome) : IUserSessionMessage;
 
     public sealed record BatchApplyFailed(long UserId, long Batch, string Reason) : IUserSessionMessage;
-
-    /// <summary>A user actor with no open session asks its parent to stop it.</summary>
-    public sealed record Passivate(long UserId) : IUserSessionMessage;
-
-    /// <summary>Take the user's session back to how it stood before <paramref name="Batch"/>.</summary>
-    public sealed record RewindTo(long UserId, long Batch) : IUserSessionMessage;
-
-    public sealed record UserRewound(long UserId, long Batch) : IUserSessionMessage;
-
-    public sealed record UserRewindFailed(long UserId, long Batch, string Reason) : IUserSessionMessage;
-
-    /// <summary>A user actor tells its parent it cannot go on (its recovery failed), so the parent can answer for it.</summary>
-    public sealed record UserSessionFailed(long UserId, string Reason) : IUserSessionMessage;
 }
 
 /// <summary>Messages to and from the session sink.</summary>

@@ -8,12 +8,9 @@ public sealed record SessionizationSettings(
     int MaxFilesPerBatch,
     TimeSpan PollInterval,
     int RetainCheckpoints,
-    int SnapshotEvery,
     TimeSpan BatchTimeout,
     BadRowsMode BadRows = BadRowsMode.Fail,
-    int MaxUsersInFlight = 2000,
-    string UserJournalPlugin = "",
-    string UserSnapshotPlugin = "")
+    int MaxUsersInFlight = 2000)
 {
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
@@ -23,7 +20,6 @@ public sealed record SessionizationSettings(
             c.GetInt("max-files-per-batch"),
             c.GetTimeSpan("poll-interval"),
             c.GetInt("checkpoints.retain"),
-            c.GetInt("user-sessions.snapshot-every"),
             c.GetTimeSpan("batch-timeout"),
             c.GetString("bad-rows", "fail").ToLowerInvariant() switch
             {
@@ -31,8 +27,6 @@ public sealed record SessionizationSettings(
                 "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
             },
-            c.GetInt("user-sessions.max-in-flight", 2000),
-            c.GetString("user-sessions.journal-plugin", ""),
-            c.GetString("user-sessions.snapshot-plugin", ""));
+            c.GetInt("user-sessions.max-in-flight", 2000));
     }
 }

@@ -1,196 +1,124 @@
 using Akka.Actor;
-using Akka.Persistence;
+using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.UserSessionProtocol;
 
 namespace Sessionization.Actors;
 
 /// <summary>
-/// One user's pending session, persisted. Per batch it receives one <see cref="ApplyBatch"/>, persists at most
-/// one event and replies with the outcome; a batch it has applied already is answered from its state.
+/// One user's pending session, with durable state. Per batch it receives one <see cref="ApplyBatch"/> carrying
+/// its state as recovered for the batch, decides the batch's one event, saves the state the event leads to and
+/// replies with the outcome only once that state is durable. A batch it has applied already is answered from
+/// its state, without a second save.
 /// </summary>
-public sealed class UserSession : ReceivePersistentActor, IWithUnboundedStash
+public sealed class UserSession : UntypedActor
 {
-    private readonly int _snapshotEvery;
+    private readonly IUserStateStore _store;
+    private readonly List<(ApplyBatch Command, IActorRef Sender)> _heldWhileSaving = [];
     private UserSessionState _state;
-    private int _eventsSinceSnapshot;
-    private (IActorRef ReplyTo, object Failure)? _inFlight;
+    private bool _saving;
 
-    public UserSession(long userId, int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "")
+    public UserSession(long userId, IUserStateStore store)
     {
-        _snapshotEvery = snapshotEvery;
-        // Empty means the system's default plugin (tests use the in-memory and fault-injecting ones).
-        JournalPluginId = journalPlugin;
-        SnapshotPluginId = snapshotPlugin;
+        _store = store;
         _state = UserSessionState.Empty(userId);
-        PersistenceId = PersistenceIdFor(userId);
-
-        Recover<SnapshotOffer>(offer => _state = (UserSessionState)offer.Snapshot);
-        Recover<IUserSessionEvent>(e =>
-        {
-            _state = _state.Apply(e);
-            _eventsSinceSnapshot++;
-        });
-
-        Ready();
     }
-
-    public override string PersistenceId { get; }
 
     public static string PersistenceIdFor(long userId) => $"user-session-{userId}";
 
-    public static Props Props(long userId, int snapshotEvery, string journalPlugin = "", string snapshotPlugin = "") =>
-        Akka.Actor.Props.Create(() => new UserSession(userId, snapshotEvery, journalPlugin, snapshotPlugin));
+    // Built from the type, not from an expression: an expression would be compiled anew for every user.
+    public static Props Props(long userId, IUserStateStore store) => Akka.Actor.Props.Create<UserSession>(userId, store);
 
-    private void Ready()
+    private sealed record Saved(ApplyBatch Command, UserSessionState State, IActorRef ReplyTo);
+
+    private sealed record SaveFailed(ApplyBatch Command, string Reason, IActorRef ReplyTo);
+
+    // A plain switch rather than ReceiveActor handlers: one of these actors is created per user per batch, and
+    // building typed handlers for each would cost more than the batch's work for the user.
+    protected override void OnReceive(object message)
     {
-        Command<ApplyBatch>(Handle);
-        Command<RewindTo>(Rewind);
-        Command<SaveSnapshotSuccess>(_ => { });
-        Command<SaveSnapshotFailure>(_ => { });
+        try
+        {
+            Dispatch(message);
+        }
+        catch (Exception e)
+        {
+            // A state that cannot take the batch fails the batch with the reason, never silently.
+            if (message is ApplyBatch failed)
+                Sender.Tell(new BatchApplyFailed(_state.UserId, failed.Batch, $"{PersistenceIdFor(_state.UserId)}: {e.Message}"));
+            Context.Stop(Self);
+        }
     }
 
-    private void Handle(ApplyBatch command)
+    private void Dispatch(object message)
     {
+        switch (message)
+        {
+            case ApplyBatch command when _saving:
+                _heldWhileSaving.Add((command, Sender));
+                break;
+            case ApplyBatch command:
+                Handle(command, Sender);
+                break;
+            case Saved saved:
+                _state = saved.State;
+                saved.ReplyTo.Tell(new BatchApplied(_state.UserId, saved.Command.Batch, _state.OutcomeOf(saved.Command.Batch)));
+                SavingEnded();
+                Done();
+                break;
+            case SaveFailed failed:
+                failed.ReplyTo.Tell(new BatchApplyFailed(_state.UserId, failed.Command.Batch, $"{PersistenceIdFor(_state.UserId)}: saving its state failed: {failed.Reason}"));
+                SavingEnded();
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private void Handle(ApplyBatch command, IActorRef replyTo)
+    {
+        // The recovered state is read for the whole batch at once; it is only newer than ours when this actor
+        // has not seen the user yet.
+        if (command.Recovered.LastAppliedBatch > _state.LastAppliedBatch)
+            _state = command.Recovered;
+
         var decided = _state.Decide(command.Batch, command.Visits);
         if (decided is null)
         {
-            Sender.Tell(new BatchApplied(_state.UserId, command.Batch, _state.OutcomeOf(command.Batch)));
-            PassivateAfterBatch();
+            replyTo.Tell(new BatchApplied(_state.UserId, command.Batch, _state.OutcomeOf(command.Batch)));
+            Done();
             return;
         }
 
-        var replyTo = Sender;
-        _inFlight = (replyTo, new BatchApplyFailed(_state.UserId, command.Batch, ""));
-        Persist(decided, e =>
-        {
-            _state = _state.Apply(e);
-            _inFlight = null;
-            replyTo.Tell(new BatchApplied(_state.UserId, e.Batch, _state.OutcomeOf(e.Batch)));
-            SnapshotIfDue();
-            PassivateAfterBatch();
-        });
+        var next = _state.Apply(decided);
+        _saving = true;
+        _store.SaveAsync(command.Batch, _state.UserId, SessionizationSerializer.StateToBinary(next)).PipeTo(
+            Self,
+            success: () => new Saved(command, next, replyTo),
+            failure: e => new SaveFailed(command, Failures.Message(e), replyTo));
     }
 
-    private void Rewind(RewindTo command)
+    private void SavingEnded()
     {
-        if (_state.LastAppliedBatch < command.Batch)
+        _saving = false;
+        var held = _heldWhileSaving.ToList();
+        _heldWhileSaving.Clear();
+        foreach (var (command, sender) in held)
         {
-            Sender.Tell(new UserRewound(_state.UserId, command.Batch));
-            PassivateAfterBatch();
-            return;
-        }
-
-        // The state before the batch is in the journal, not in memory: a reader replays it from the start.
-        var replyTo = Sender;
-        Context.ActorOf(UserSessionReplay.Props(_state.UserId, command.Batch, JournalPluginId));
-        Become(() =>
-        {
-            Command<UserSessionReplay.Replayed>(replayed => Persist(new SessionRewound(command.Batch, replayed.State), e =>
-            {
-                _state = _state.Apply(e);
-                _inFlight = null;
-                replyTo.Tell(new UserRewound(_state.UserId, command.Batch));
-                SaveSnapshot(_state);
-                _eventsSinceSnapshot = 0;
-                Become(Ready);
-                Stash.UnstashAll();
-            }));
-            Command<UserSessionReplay.ReplayFailed>(failed =>
-            {
-                replyTo.Tell(new UserRewindFailed(_state.UserId, command.Batch, failed.Reason));
-                Become(Ready);
-                Stash.UnstashAll();
-            });
-            CommandAny(_ => Stash.Stash());
-        });
-        _inFlight = (replyTo, new UserRewindFailed(_state.UserId, command.Batch, ""));
-    }
-
-    private void SnapshotIfDue()
-    {
-        if (++_eventsSinceSnapshot >= _snapshotEvery && _state.Open is not null)
-        {
-            SaveSnapshot(_state);
-            _eventsSinceSnapshot = 0;
+            if (_saving)
+                _heldWhileSaving.Add((command, sender));
+            else
+                Handle(command, sender);
         }
     }
 
-    private void PassivateAfterBatch()
+    private void Done()
     {
         // Every user stops after its batch: an open session may close without its user hearing of it, and the
-        // journal answers a replay or the user's next batch. Memory then holds only the batch in flight.
-        Context.Parent.Tell(new Passivate(_state.UserId));
-    }
-
-    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
-    {
-        ReportFailure($"{PersistenceId}: journal write failed: {cause.Message}");
-        base.OnPersistFailure(cause, @event, sequenceNr);
-    }
-
-    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
-    {
-        ReportFailure($"{PersistenceId}: journal rejected the event: {cause.Message}");
-        base.OnPersistRejected(cause, @event, sequenceNr);
-        Become(Ready);
-        Stash.UnstashAll();
-    }
-
-    protected override void OnRecoveryFailure(Exception reason, object? message = null)
-    {
-        // The command that started recovery is stashed and will be lost; the parent answers for it.
-        Context.Parent.Tell(new UserSessionFailed(_state.UserId, $"recovery of {PersistenceId} failed: {reason.Message}"));
-        base.OnRecoveryFailure(reason, message);
-    }
-
-    private void ReportFailure(string reason)
-    {
-        var failure = _inFlight?.Failure switch
-        {
-            BatchApplyFailed f => (object)(f with { Reason = reason }),
-            UserRewindFailed f => f with { Reason = reason },
-            _ => null,
-        };
-        if (failure is not null)
-            _inFlight!.Value.ReplyTo.Tell(failure);
-        _inFlight = null;
-    }
-}
-
-/// <summary>
-/// Reads a user's whole journal (no snapshot) to find the state before a batch, for a rewind. It shares the
-/// user's persistence id but never writes, and stops as soon as it has answered.
-/// </summary>
-public sealed class UserSessionReplay : ReceivePersistentActor
-{
-    private readonly List<IUserSessionEvent> _journal = [];
-
-    public UserSessionReplay(long userId, long batch, string journalPlugin)
-    {
-        PersistenceId = UserSession.PersistenceIdFor(userId);
-        JournalPluginId = journalPlugin;
-        Recover<IUserSessionEvent>(_journal.Add);
-        Recover<RecoveryCompleted>(_ =>
-        {
-            Context.Parent.Tell(new Replayed(UserSessionState.Before(userId, batch, _journal)));
+        // store answers the user's next batch. Memory then holds only the batch in flight.
+        if (!_saving && _heldWhileSaving.Count == 0)
             Context.Stop(Self);
-        });
     }
-
-    public override string PersistenceId { get; }
-
-    public override Recovery Recovery { get; } = new(SnapshotSelectionCriteria.None);
-
-    public static Props Props(long userId, long batch, string journalPlugin) => Akka.Actor.Props.Create(() => new UserSessionReplay(userId, batch, journalPlugin));
-
-    protected override void OnRecoveryFailure(Exception reason, object? message = null)
-    {
-        Context.Parent.Tell(new ReplayFailed($"replaying {PersistenceId} failed: {reason.Message}"));
-        base.OnRecoveryFailure(reason, message);
-    }
-
-    public sealed record Replayed(UserSessionState State);
-
-    public sealed record ReplayFailed(string Reason);
 }

@@ -1,7 +1,7 @@
 namespace Sessionization.Domain;
 
 /// <summary>An event of one user's session; each batch produces at most one per user.</summary>
-public interface IUserSessionEvent : IPersistedRecord
+public interface IUserSessionEvent
 {
     long Batch { get; }
 }
@@ -22,12 +22,6 @@ public sealed record SessionExtended(long Batch, IReadOnlyList<PageVisit> Visits
 
 public sealed record SessionClosed(long Batch) : IUserSessionEvent;
 
-/// <summary>
-/// The session was taken back to how it stood before <see cref="Batch"/> (a rewind). It carries that state whole,
-/// so that recovery from any snapshot and replay of any events after it arrive at the same place.
-/// </summary>
-public sealed record SessionRewound(long Batch, UserSessionState State) : IUserSessionEvent;
-
 /// <summary>What one batch did to one user's session.</summary>
 public abstract record BatchOutcome(long Batch, Session Session);
 
@@ -46,7 +40,7 @@ public sealed record SessionCompleted(long Batch, Session Session) : BatchOutcom
 /// previous batch's pending row); its state still shows the session open, and <see cref="OpenAt"/> reads it
 /// as closed from then on.
 /// </summary>
-public sealed record UserSessionState(long UserId, long LastAppliedBatch, Session? Open, Session? ClosedInLastBatch) : IPersistedRecord
+public sealed record UserSessionState(long UserId, long LastAppliedBatch, Session? Open, Session? ClosedInLastBatch)
 {
     public const long NoBatch = -1;
 
@@ -74,27 +68,8 @@ public sealed record UserSessionState(long UserId, long LastAppliedBatch, Sessio
         SessionOpened e => new UserSessionState(UserId, e.Batch, Session.Open(UserId, e.Batch, e.Visits), null),
         SessionExtended e when Open is not null => new UserSessionState(UserId, e.Batch, Open.Extend(e.Visits), null),
         SessionClosed e when Open is not null => new UserSessionState(UserId, e.Batch, null, Open),
-        SessionRewound e => e.State,
         _ => throw new InvalidOperationException($"{@event.GetType().Name} for batch {@event.Batch} does not apply to user {UserId} (open session: {Open is not null})"),
     };
-
-    /// <summary>
-    /// Replays a user's whole journal and returns the state before <paramref name="batch"/> on the current
-    /// history: the latest state applied before that batch, where a rewind marker resets what came before it.
-    /// </summary>
-    public static UserSessionState Before(long userId, long batch, IEnumerable<IUserSessionEvent> journal)
-    {
-        var state = Empty(userId);
-        var before = state;
-        foreach (var e in journal)
-        {
-            state = state.Apply(e);
-            if (state.LastAppliedBatch < batch)
-                before = state;
-        }
-
-        return before;
-    }
 
     /// <summary>The outcome recorded for <paramref name="batch"/>, or null if this user took no part in it.</summary>
     public BatchOutcome? OutcomeOf(long batch)

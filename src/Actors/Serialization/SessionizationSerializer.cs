@@ -5,19 +5,15 @@ using Sessionization.Domain;
 namespace Sessionization.Actors.Serialization;
 
 /// <summary>
-/// Compact binary encoding of everything the journal and snapshot store hold. Manifests are short
+/// Compact binary encoding of the coordinator's journal and snapshots, and of the user session states the
+/// user state store holds (<see cref="StateToBinary"/>). Manifests are short
 /// fixed strings, never CLR type names, so types can move or be renamed without breaking stored data.
 /// </summary>
 public sealed class SessionizationSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
-    private const string SessionOpenedManifest = "SO";
-    private const string SessionExtendedManifest = "SE";
-    private const string SessionClosedManifest = "SC";
-    private const string UserSessionStateManifest = "US";
     private const string BatchPlannedManifest = "BP";
     private const string BatchCommittedManifest = "BC";
     private const string CoordinatorStateManifest = "CS";
-    private const string SessionRewoundManifest = "SR";
     private const string RewindStartedManifest = "RS";
     private const string RewindCompletedManifest = "RC";
 
@@ -25,18 +21,28 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
 
     public override string Manifest(object o) => o switch
     {
-        SessionOpened => SessionOpenedManifest,
-        SessionExtended => SessionExtendedManifest,
-        SessionClosed => SessionClosedManifest,
-        UserSessionState => UserSessionStateManifest,
         BatchPlanned => BatchPlannedManifest,
         BatchCommitted => BatchCommittedManifest,
         CoordinatorState => CoordinatorStateManifest,
-        SessionRewound => SessionRewoundManifest,
         RewindStarted => RewindStartedManifest,
         RewindCompleted => RewindCompletedManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a persisted sessionization record"),
     };
+
+    /// <summary>A user's session state as the user state store keeps it.</summary>
+    public static byte[] StateToBinary(UserSessionState state)
+    {
+        using var buffer = new MemoryStream(64);
+        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+            WriteUserState(w, state);
+        return buffer.ToArray();
+    }
+
+    public static UserSessionState StateFromBinary(byte[] bytes)
+    {
+        using var r = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
+        return ReadUserState(r);
+    }
 
     public override byte[] ToBinary(object obj)
     {
@@ -51,11 +57,6 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         using var r = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
         return manifest switch
         {
-            SessionOpenedManifest => new SessionOpened(r.ReadInt64(), ReadVisits(r)),
-            SessionExtendedManifest => new SessionExtended(r.ReadInt64(), ReadVisits(r)),
-            SessionClosedManifest => new SessionClosed(r.ReadInt64()),
-            UserSessionStateManifest => ReadUserState(r),
-            SessionRewoundManifest => new SessionRewound(r.ReadInt64(), ReadUserState(r)),
             RewindStartedManifest => new RewindStarted(r.ReadInt64()),
             RewindCompletedManifest => new RewindCompleted(r.ReadInt64()),
             BatchPlannedManifest => new BatchPlanned(ReadPlan(r)),
@@ -70,24 +71,6 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
     {
         switch (obj)
         {
-            case SessionOpened e:
-                w.Write(e.Batch);
-                WriteVisits(w, e.Visits);
-                break;
-            case SessionExtended e:
-                w.Write(e.Batch);
-                WriteVisits(w, e.Visits);
-                break;
-            case SessionClosed e:
-                w.Write(e.Batch);
-                break;
-            case UserSessionState s:
-                WriteUserState(w, s);
-                break;
-            case SessionRewound e:
-                w.Write(e.Batch);
-                WriteUserState(w, e.State);
-                break;
             case RewindStarted e:
                 w.Write(e.Batch);
                 break;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Akka.Configuration;
+using Sessionization.Persistence.UserState;
 using Sessionization.Actors;
 
 namespace Sessionization.Host.Configuration;
@@ -70,15 +71,9 @@ public static class SessionizationConfig
     {
         var provider = config.GetString("sessionization.persistence.provider").ToLowerInvariant();
         string journal, snapshots;
-        var userPlugins = "";
         switch (provider)
         {
             case "sqlite":
-                // User sessions go to the lean SQLite journal beside the coordinator's, one file each.
-                var users = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
-                userPlugins =
-                    $"sessionization.user-journal.path = {Quote(Path.Combine(users, "users-journal.db"))}\n" +
-                    $"sessionization.user-snapshot-store.path = {Quote(Path.Combine(users, "users-snapshots.db"))}\n";
                 var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
                 // SQLite has one writer: journal and snapshots in separate files so neither waits for the other.
                 // How long a write waits for SQLite's single writer lock before it fails.
@@ -91,8 +86,6 @@ public static class SessionizationConfig
                 if (string.IsNullOrWhiteSpace(journal))
                     throw new ConfigurationException("sessionization.persistence.provider is postgresql but no connection string is set (--connection-string or SESSIONIZATION_CONNECTION_STRING)");
                 config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconDirectory, "postgresql.conf"))).WithFallback(config);
-                // On PostgreSQL the user sessions share the SQL plugin with the coordinator.
-                userPlugins = "sessionization.user-sessions.journal-plugin = \"\"\nsessionization.user-sessions.snapshot-plugin = \"\"\n";
                 break;
             default:
                 throw new ConfigurationException($"sessionization.persistence.provider '{provider}' is not supported (use sqlite or postgresql)");
@@ -100,7 +93,6 @@ public static class SessionizationConfig
 
         var logFile = Path.Combine(StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir"))), "sessionize.log");
         return ConfigurationFactory.ParseString(
-            userPlugins +
             $"sessionization.log-file = {Quote(logFile)}\n" +
             $"akka.persistence.journal.sql.connection-string = {Quote(journal)}\n" +
             $"akka.persistence.snapshot-store.sql.connection-string = {Quote(snapshots)}").WithFallback(config);
@@ -115,6 +107,20 @@ public static class SessionizationConfig
             throw new ConfigurationException($"max-files-per-batch must be at least 1 (got {settings.MaxFilesPerBatch})");
         return settings with { BaseDirectory = Path.GetFullPath(settings.BaseDirectory) };
     }
+
+    /// <summary>
+    /// The user session state store on the configured provider: its own SQLite file beside the coordinator's
+    /// (<c>state/users.db</c>), or a table in the PostgreSQL database.
+    /// </summary>
+    public static UserStateStore OpenUserStateStore(Config config)
+    {
+        if (!IsSqlite(config))
+            return UserStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"));
+        var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
+        return UserStateStore.Sqlite(Path.Combine(state, UserStateFile), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)));
+    }
+
+    public const string UserStateFile = "users.db";
 
     public static bool IsSqlite(Config config) =>
         config.GetString("sessionization.persistence.provider").Equals("sqlite", StringComparison.OrdinalIgnoreCase);

@@ -9,6 +9,7 @@ using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Host.Runtime;
@@ -20,10 +21,12 @@ namespace Sessionization.Host.Runtime;
 public sealed class SessionizerRuntime : IAsyncDisposable
 {
     private readonly IHost _host;
+    private readonly UserStateStore _store;
 
-    private SessionizerRuntime(IHost host, IActorRef coordinator, ActorSystem system)
+    private SessionizerRuntime(IHost host, UserStateStore store, IActorRef coordinator, ActorSystem system)
     {
         _host = host;
+        _store = store;
         Coordinator = coordinator;
         System = system;
     }
@@ -37,6 +40,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         if (SessionizationConfig.IsSqlite(config))
             PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
 
+        var store = OpenStore(config);
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -45,23 +49,23 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             akka.AddHocon(config, HoconAddMode.Append);
             akka.WithActors((system, registry) =>
             {
-                var users = system.ActorOf(UserSessions.Props(settings.SnapshotEvery, settings.UserJournalPlugin, settings.UserSnapshotPlugin), "user-sessions");
+                var users = system.ActorOf(UserSessions.Props(store), "user-sessions");
                 var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory), "session-sink");
-                registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, users, sink), BatchCoordinator.Id));
+                registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id));
             });
         });
 
         var host = builder.Build();
         await host.StartAsync(cancellationToken);
         var registry = host.Services.GetRequiredService<ActorRegistry>();
-        return new SessionizerRuntime(host, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
+        return new SessionizerRuntime(host, store, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
     }
 
     /// <summary>Creates the state files in WAL mode once, so readers never wait for the journal's writer.</summary>
     private static void PrepareSqlite(string stateDirectory)
     {
         Directory.CreateDirectory(stateDirectory);
-        foreach (var file in new[] { "journal.db", "snapshots.db" })
+        foreach (var file in new[] { "journal.db", "snapshots.db", SessionizationConfig.UserStateFile })
         {
             var path = Path.Combine(stateDirectory, file);
             try
@@ -79,6 +83,18 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             {
                 throw new UserFacingException($"state database {path} cannot be opened: {e.Message.Split('\n')[0]}");
             }
+        }
+    }
+
+    private static UserStateStore OpenStore(Config config)
+    {
+        try
+        {
+            return SessionizationConfig.OpenUserStateStore(config);
+        }
+        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
+        {
+            throw new UserFacingException($"the user session state store cannot be opened: {e.Message.Split('\n')[0]}");
         }
     }
 
@@ -112,6 +128,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     {
         await _host.StopAsync();
         _host.Dispose();
+        // Closed after the actors: a save still queued is written, not dropped.
+        _store.Dispose();
     }
 
     private sealed class CoordinatorGone
