@@ -116,11 +116,14 @@ public static class SessionizationConfig
     {
         if (!IsSqlite(config))
             return UserStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"));
-        var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
-        return UserStateStore.Sqlite(Path.Combine(state, UserStateFile), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)));
+        return UserStateStore.Sqlite(UserStatePath(config), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)));
     }
 
     public const string UserStateFile = "users.db";
+
+    /// <summary>The SQLite file of the user session states.</summary>
+    public static string UserStatePath(Config config) =>
+        Path.Combine(StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir"))), UserStateFile);
 
     public static bool IsSqlite(Config config) =>
         config.GetString("sessionization.persistence.provider").Equals("sqlite", StringComparison.OrdinalIgnoreCase);

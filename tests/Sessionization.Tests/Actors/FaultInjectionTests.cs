@@ -6,12 +6,13 @@ using Akka.TestKit.Xunit2;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Tests.Actors;
 
 /// <summary>
-/// Journal and snapshot-store faults injected with Akka.Persistence.TestKit. Each must end in a batch that is
+/// Journal and snapshot-store faults injected with Akka.Persistence.TestKit, and user state store faults. Each must end in a batch that is
 /// tried again, or a clean stop with a clear reason, and never in output lost or written twice.
 /// </summary>
 public sealed class FaultInjectionTests : TestKit, IDisposable
@@ -26,6 +27,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     private readonly SessionizationSettings _settings;
     private readonly ITestJournal _journal;
     private readonly ITestSnapshotStore _snapshots;
+    private readonly FaultyUserStateStore _store;
     private IActorRef _coordinator = ActorRefs.Nobody;
     private IActorRef[] _process = [];
 
@@ -36,6 +38,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
         _settings = SessionizationSettings.FromConfig(Sys.Settings.Config) with { BaseDirectory = _temp.Path, BatchTimeout = TimeSpan.FromSeconds(20) };
         _journal = TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null));
         _snapshots = TestSnapshotStore.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).SnapshotStoreFor(null));
+        _store = new FaultyUserStateStore(UserStateStore.Sqlite(_temp.Combine("state", "users.db"), TimeSpan.FromSeconds(5)));
         StartProcess();
     }
 
@@ -49,9 +52,9 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
             ExpectTerminated(actor, Patience);
         }
 
-        var users = Sys.ActorOf(UserSessions.Props(_settings.SnapshotEvery));
+        var users = Sys.ActorOf(UserSessions.Props(_store));
         var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
-        _coordinator = Sys.ActorOf(BatchCoordinator.Props(_settings, users, sink));
+        _coordinator = Sys.ActorOf(BatchCoordinator.Props(_settings, _store, users, sink));
         _process = [_coordinator, users, sink];
     }
 
@@ -105,6 +108,8 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
                 Assert.Contains(expectedReason, RunFails());
                 await _journal.OnWrite.Pass();
                 await _journal.OnRecovery.Pass();
+                _store.FailSaveFor = _ => false;
+                _store.FailLoads = false;
                 if (restartAfterFault)
                     StartProcess();
             }
@@ -116,21 +121,30 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     }
 
     [Fact]
-    public async Task A_failing_user_session_write_fails_the_batch_and_the_retry_writes_it_once()
+    public async Task A_failing_user_state_save_fails_the_batch_and_the_retry_writes_it_once()
     {
         await RunTheWalkthroughWith(
             1,
-            () => _journal.OnWrite.FailIf(p => p.PersistenceId == UserSession.PersistenceIdFor(2)),
-            "user-session-2: journal write failed");
+            () =>
+            {
+                _store.FailSaveFor = u => u == 2;
+                return Task.CompletedTask;
+            },
+            "user-session-2: saving its state failed: disk I/O error");
     }
 
     [Fact]
-    public async Task A_rejected_user_session_write_fails_the_batch_and_the_retry_writes_it_once()
+    public async Task A_failing_user_state_save_in_the_closing_batch_fails_it_and_a_new_process_writes_it_once()
     {
         await RunTheWalkthroughWith(
             2,
-            () => _journal.OnWrite.RejectIf(p => p.PersistenceId == UserSession.PersistenceIdFor(4)),
-            "user-session-4: journal rejected the event");
+            () =>
+            {
+                _store.FailSaveFor = u => u == 4;
+                return Task.CompletedTask;
+            },
+            "user-session-4: saving its state failed",
+            restartAfterFault: true);
     }
 
     [Fact]
@@ -196,17 +210,17 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     }
 
     [Fact]
-    public async Task A_failing_user_session_recovery_fails_the_batch_with_the_reason()
+    public async Task A_failing_user_state_load_fails_the_batch_with_the_reason()
     {
         await AppendBatch(0);
         RunSucceeds();
         StartProcess();
         await AppendBatch(1);
 
-        await _journal.OnRecovery.FailIf(p => p.PersistenceId == UserSession.PersistenceIdFor(3));
-        Assert.Contains("recovery of user-session-3 failed", RunFails());
+        _store.FailLoads = true;
+        Assert.Contains("reading the user session states for batch 1 failed: database disk image is malformed", RunFails());
 
-        await _journal.OnRecovery.Pass();
+        _store.FailLoads = false;
         RunSucceeds();
         await AppendBatch(2);
         RunSucceeds();
@@ -216,6 +230,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     public new void Dispose()
     {
         base.Dispose();
+        _store.Dispose();
         _temp.Dispose();
     }
 }

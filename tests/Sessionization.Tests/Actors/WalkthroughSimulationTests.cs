@@ -3,6 +3,7 @@ using Akka.TestKit.Xunit2;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Tests.Actors;
@@ -13,6 +14,7 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
     private readonly TempDirectory _temp = new();
     private readonly SessionizationSettings _settings;
+    private readonly UserStateStore _store;
     private readonly IActorRef _users;
     private readonly IActorRef _sink;
 
@@ -20,11 +22,12 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
         : base(ActorTestConfig.InMemory)
     {
         _settings = SessionizationSettings.FromConfig(Sys.Settings.Config) with { BaseDirectory = _temp.Path };
-        _users = Sys.ActorOf(UserSessions.Props(_settings.SnapshotEvery), "user-sessions");
+        _store = UserStateStore.Sqlite(_temp.Combine("state", "users.db"), TimeSpan.FromSeconds(5));
+        _users = Sys.ActorOf(UserSessions.Props(_store), "user-sessions");
         _sink = Sys.ActorOf(SessionSink.Props(_temp.Path), "session-sink");
     }
 
-    private IActorRef StartCoordinator() => Sys.ActorOf(BatchCoordinator.Props(_settings, _users, _sink));
+    private IActorRef StartCoordinator() => Sys.ActorOf(BatchCoordinator.Props(_settings, _store, _users, _sink));
 
     private static readonly long T0 = Timestamps.ToMicros(new DateTime(2026, 2, 15, 13, 23, 19, DateTimeKind.Utc));
 
@@ -130,28 +133,10 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
         Assert.Equal((2L, "c", 2L), (await Pending()).Last());
     }
 
-    [Fact]
-    public void A_user_session_answers_a_replayed_batch_with_the_outcome_it_persisted()
-    {
-        var session = Sys.ActorOf(UserSession.Props(42, 100));
-        session.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
-        var first = ExpectMsg<UserSessionProtocol.BatchApplied>(Patience);
-        session.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
-        var replay = ExpectMsg<UserSessionProtocol.BatchApplied>(Patience);
-        Assert.Equal("a", replay.Outcome!.Session.ConcatenatedPages);
-        Assert.Equal(first.Outcome, replay.Outcome);
-
-        Watch(session);
-        Sys.Stop(session);
-        ExpectTerminated(session);
-        var recovered = Sys.ActorOf(UserSession.Props(42, 100));
-        recovered.Tell(new UserSessionProtocol.ApplyBatch(42, 0, [new PageVisit(1, "a")]));
-        Assert.Equal(first.Outcome, ExpectMsg<UserSessionProtocol.BatchApplied>(Patience).Outcome);
-    }
-
     public new void Dispose()
     {
         base.Dispose();
+        _store.Dispose();
         _temp.Dispose();
     }
 }

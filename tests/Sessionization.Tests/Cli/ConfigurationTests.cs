@@ -41,10 +41,7 @@ public class ConfigurationTests
         Assert.Equal("Data Source=/tmp/base/state/snapshots.db;Default Timeout=30", config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
         Assert.Equal("SQLite.MS", config.GetString("akka.persistence.journal.sql.provider-name"));
         Assert.Equal("read-uncommitted", config.GetString("akka.persistence.journal.sql.read-isolation-level"));
-        var settings = SessionizationConfig.Settings(config);
-        Assert.Equal("sessionization.user-journal", settings.UserJournalPlugin);
-        Assert.Equal("/tmp/base/state/users-journal.db", config.GetString("sessionization.user-journal.path"));
-        Assert.Equal("/tmp/base/state/users-snapshots.db", config.GetString("sessionization.user-snapshot-store.path"));
+        Assert.Equal("/tmp/base/state/users.db", SessionizationConfig.UserStatePath(config));
     }
 
     [Fact]
@@ -55,7 +52,6 @@ public class ConfigurationTests
         Assert.Equal("Host=db;Database=s", config.GetString("akka.persistence.journal.sql.connection-string"));
         Assert.Equal("Host=db;Database=s", config.GetString("akka.persistence.snapshot-store.sql.connection-string"));
         Assert.StartsWith("PostgreSQL", config.GetString("akka.persistence.journal.sql.provider-name"));
-        Assert.Equal("", SessionizationConfig.Settings(config).UserJournalPlugin);
         Assert.Throws<Akka.Configuration.ConfigurationException>(() => SessionizationConfig.Build(new CommandLineOverrides(Provider: "postgresql"), NoEnvironment));
         Assert.Throws<Akka.Configuration.ConfigurationException>(() => SessionizationConfig.Build(new CommandLineOverrides(Provider: "oracle"), NoEnvironment));
     }

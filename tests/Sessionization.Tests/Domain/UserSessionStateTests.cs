@@ -137,34 +137,6 @@ public class UserSessionStateTests
     }
 
     [Fact]
-    public void The_state_before_a_batch_is_found_along_the_current_history()
-    {
-        var s0 = UserSessionState.Empty(1).Apply(new SessionOpened(0, [V(1, "a")]));
-        var s1 = s0.Apply(new SessionExtended(1, [V(2, "b")]));
-        IUserSessionEvent[] journal =
-        [
-            new SessionOpened(0, [V(1, "a")]), new SessionExtended(1, [V(2, "b")]), new SessionExtended(2, [V(3, "c")]), new SessionClosed(3),
-            new SessionRewound(2, s1), new SessionExtended(2, [V(3, "c2")]), new SessionExtended(3, [V(4, "d2")]),
-        ];
-
-        Assert.Equal("a -> b -> c2", UserSessionState.Before(1, 3, journal).Open!.ConcatenatedPages);
-        Assert.Equal(s1, UserSessionState.Before(1, 2, journal));
-        Assert.Equal(s0, UserSessionState.Before(1, 1, journal));
-        Assert.Equal(UserSessionState.Empty(1), UserSessionState.Before(1, 0, journal));
-    }
-
-    [Fact]
-    public void A_rewound_session_applies_the_batch_again()
-    {
-        var before = Run(UserSessionState.Empty(1), 0, V(1, "a"));
-        var after = Run(before, 1);
-        var rewound = after.Apply(new SessionRewound(1, before));
-
-        Assert.Equal(before, rewound);
-        Assert.IsType<SessionClosed>(rewound.Decide(1, []));
-    }
-
-    [Fact]
     public void An_event_that_does_not_fit_the_state_is_refused()
     {
         Assert.Throws<InvalidOperationException>(() => UserSessionState.Empty(1).Apply(new SessionClosed(0)));

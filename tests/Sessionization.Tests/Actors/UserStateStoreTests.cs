@@ -1,0 +1,116 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Sessionization.Actors;
+using Sessionization.Actors.Serialization;
+using Sessionization.Domain;
+using Sessionization.Persistence.UserState;
+using static Sessionization.Actors.UserSessionProtocol;
+
+namespace Sessionization.Tests.Actors;
+
+/// <summary>The user state store on SQLite, alone and behind real user session actors.</summary>
+public sealed class UserStateStoreTests : TestKit, IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly TempDirectory _temp = new();
+
+    public UserStateStoreTests()
+        : base(ActorTestConfig.InMemory)
+    {
+    }
+
+    private UserStateStore Open() => UserStateStore.Sqlite(_temp.Combine("users.db"), TimeSpan.FromSeconds(5));
+
+    private static byte[] Bytes(long user, long batch, string page) =>
+        SessionizationSerializer.StateToBinary(UserSessionState.Empty(user).Apply(new SessionOpened(batch, [new PageVisit(batch, page)])));
+
+    private static string Page(StoredUserState stored) => SessionizationSerializer.StateFromBinary(stored.State).Open!.Visits[0].Page;
+
+    [Fact]
+    public async Task A_batch_reads_its_own_rows_over_the_batch_befores_and_nothing_older()
+    {
+        using (var store = Open())
+        {
+            await store.SaveAsync(0, 1, Bytes(1, 0, "old"));
+            await store.SaveAsync(1, 1, Bytes(1, 1, "before"));
+            await store.SaveAsync(1, 2, Bytes(2, 1, "before"));
+            await store.SaveAsync(2, 2, Bytes(2, 2, "replayed"));
+            await store.SaveAsync(3, 3, Bytes(3, 3, "later"));
+        }
+
+        // Reopened: everything saved survived the close.
+        using var reopened = Open();
+        var states = await reopened.LoadForBatchAsync(2);
+        Assert.Equal([1L, 2L], states.Keys.Order());
+        Assert.Equal((1L, "before"), (states[1].Batch, Page(states[1])));
+        Assert.Equal((2L, "replayed"), (states[2].Batch, Page(states[2])));
+        Assert.Empty(await reopened.LoadForBatchAsync(10));
+    }
+
+    [Fact]
+    public async Task Saves_made_at_once_share_transactions_and_each_keeps_its_own_row()
+    {
+        using var store = Open();
+        await Task.WhenAll(Enumerable.Range(1, 5000).Select(u => store.SaveAsync(4, u, Bytes(u, 4, $"p{u}"))));
+        var states = await store.LoadForBatchAsync(5);
+        Assert.Equal(5000, states.Count);
+        Assert.All(states, s => Assert.Equal($"p{s.Key}", Page(s.Value)));
+    }
+
+    [Fact]
+    public async Task A_rewind_deletes_the_batch_and_later_ones_and_counts_the_users_it_reset()
+    {
+        using var store = Open();
+        foreach (var (batch, user) in new[] { (0L, 1L), (1, 1), (1, 2), (2, 2), (2, 3), (3, 3) })
+            await store.SaveAsync(batch, user, Bytes(user, batch, $"b{batch}"));
+
+        Assert.Equal(2, await store.RewindAsync(2));
+        Assert.Equal([1L, 2L], (await store.LoadForBatchAsync(2)).Keys.Order());
+        Assert.Empty(await store.LoadForBatchAsync(3));
+        Assert.Equal(0, await store.RewindAsync(2));
+
+        Assert.Equal([(1L, 0L)], (await store.LoadForBatchAsync(0)).Select(s => (s.Key, s.Value.Batch)));
+        await store.PruneBeforeAsync(1);
+        Assert.Empty(await store.LoadForBatchAsync(0));
+        Assert.Equal([1L, 2L], (await store.LoadForBatchAsync(1)).Keys.Order());
+    }
+
+    [Fact]
+    public async Task A_user_session_saves_its_state_before_answering_and_answers_a_replay_without_saving_again()
+    {
+        using var store = new FaultyUserStateStore(Open());
+        var users = Sys.ActorOf(UserSessions.Props(store));
+
+        users.Tell(new ApplyBatch(7, 0, [new PageVisit(1, "a")], UserSessionState.Empty(7)));
+        Assert.Equal("a", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
+        var saved = (await store.LoadForBatchAsync(1))[7];
+        Assert.Equal(0, saved.Batch);
+
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], SessionizationSerializer.StateFromBinary(saved.State)));
+        Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
+
+        // Batch 1 again, as after a crash before its commit: the state recovered for it already holds it.
+        var recovered = (await store.LoadForBatchAsync(1))[7];
+        Assert.Equal(1, recovered.Batch);
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], SessionizationSerializer.StateFromBinary(recovered.State)));
+        Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
+        Assert.Equal(2, store.Saves);
+    }
+
+    [Fact]
+    public void A_failed_save_is_answered_with_the_user_and_the_reason()
+    {
+        using var store = new FaultyUserStateStore(Open()) { FailSaveFor = u => u == 3 };
+        var users = Sys.ActorOf(UserSessions.Props(store));
+        users.Tell(new ApplyBatch(3, 0, [new PageVisit(1, "a")], UserSessionState.Empty(3)));
+        var failed = ExpectMsg<BatchApplyFailed>(Patience);
+        Assert.Equal(3, failed.UserId);
+        Assert.Contains("user-session-3: saving its state failed: disk I/O error", failed.Reason);
+    }
+
+    public new void Dispose()
+    {
+        base.Dispose();
+        _temp.Dispose();
+    }
+}
