@@ -21,19 +21,20 @@ public interface IUserStateStore : IDisposable
 }
 
 /// <summary>
-/// The durable state of the per-user session actors: one row per user per batch the user took part in,
-/// holding the user's session state after that batch. Each actor saves its own row; all saves waiting
-/// when the writer is free share one transaction (group commit), and a save completes only once its
-/// transaction has committed. A batch reads back every state it can need in one query (bulk recovery):
-/// a session is open at the start of batch N only if its user took part in batch N-1, and a row for N
-/// itself means the user has applied N already (a replay after a crash).
+/// The durable state of the per-user session actors: for each batch, the session state of every user that
+/// took part in it, as it stood after the batch. Each actor saves its own state; all saves waiting when the
+/// writer is free share one transaction (group commit) and are stored together as one chunk row per batch,
+/// so a save costs a few bytes appended to a buffer rather than a row of its own, and completes only once
+/// its transaction has committed. A batch reads back every state it can need in one query (bulk recovery):
+/// a session is open at the start of batch N only if its user took part in batch N-1, and a state saved
+/// for N itself means the user has applied N already (a replay after a crash). Nothing ever reads one
+/// user alone, so nothing is indexed by user.
 /// </summary>
 public sealed class UserStateStore : IUserStateStore
 {
-    private const int MaxSavesPerTransaction = 20_000;
+    private const int MaxSavesPerTransaction = 50_000;
     private readonly Channel<Save> _queue = Channel.CreateUnbounded<Save>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Func<DbConnection> _connect;
-    private readonly string _upsert;
     private readonly bool _sqlite;
     private readonly Task _writer;
 
@@ -41,7 +42,6 @@ public sealed class UserStateStore : IUserStateStore
     {
         _connect = connect;
         _sqlite = sqlite;
-        _upsert = "INSERT INTO user_states (batch, user_id, state) VALUES (@batch, @user, @state) ON CONFLICT (batch, user_id) DO UPDATE SET state = excluded.state";
         using (var connection = Open())
         using (var command = connection.CreateCommand())
         {
@@ -62,7 +62,8 @@ public sealed class UserStateStore : IUserStateStore
             sqlite: true,
             """
             PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS user_states (batch INTEGER NOT NULL, user_id INTEGER NOT NULL, state BLOB NOT NULL, PRIMARY KEY (batch, user_id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS user_states (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, users INTEGER NOT NULL, states BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS user_states_by_batch ON user_states (batch, id);
             """);
     }
 
@@ -71,7 +72,8 @@ public sealed class UserStateStore : IUserStateStore
         new(
             () => new NpgsqlConnection(connectionString),
             sqlite: false,
-            "CREATE TABLE IF NOT EXISTS user_states (batch BIGINT NOT NULL, user_id BIGINT NOT NULL, state BYTEA NOT NULL, PRIMARY KEY (batch, user_id))");
+            "CREATE TABLE IF NOT EXISTS user_states (id BIGSERIAL PRIMARY KEY, batch BIGINT NOT NULL, users INTEGER NOT NULL, states BYTEA NOT NULL); " +
+            "CREATE INDEX IF NOT EXISTS user_states_by_batch ON user_states (batch, id)");
 
     /// <summary>Saves a user's state after <paramref name="batch"/>; completes when it is durable.</summary>
     public Task SaveAsync(long batch, long userId, byte[] state) => Enqueue(new Save(batch, userId, state, null));
@@ -84,59 +86,59 @@ public sealed class UserStateStore : IUserStateStore
     {
         var states = new Dictionary<long, StoredUserState>();
         await using var connection = Open();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT batch, user_id, state FROM user_states WHERE batch >= @from AND batch <= @to ORDER BY batch";
-        Add(command, "@from", batch - 1);
-        Add(command, "@to", batch);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-            states[reader.GetInt64(1)] = new StoredUserState(reader.GetInt64(0), (byte[])reader.GetValue(2));
+        await ReadChunksAsync(connection, null, batch - 1, batch, (chunkBatch, user, state) => states[user] = new StoredUserState(chunkBatch, state), cancellationToken);
         return states;
     }
 
-    /// <summary>Every state a user has, oldest first (for inspection and tests).</summary>
-    public async Task<List<StoredUserState>> HistoryAsync(long userId)
+    /// <summary>Reads the chunks of batches <paramref name="from"/>..<paramref name="to"/> in save order, so a later save of a user's state wins.</summary>
+    private static async Task ReadChunksAsync(DbConnection connection, DbTransaction? transaction, long from, long to, Action<long, long, byte[]> onState, CancellationToken cancellationToken = default)
     {
-        var states = new List<StoredUserState>();
-        await using var connection = Open();
         await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT batch, state FROM user_states WHERE user_id = @user ORDER BY batch";
-        Add(command, "@user", userId);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-            states.Add(new StoredUserState(reader.GetInt64(0), (byte[])reader.GetValue(1)));
-        return states;
+        command.Transaction = transaction;
+        command.CommandText = "SELECT batch, states FROM user_states WHERE batch >= @from AND batch <= @to ORDER BY batch, id";
+        Add(command, "@from", from);
+        Add(command, "@to", to);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var chunkBatch = reader.GetInt64(0);
+            using var chunk = new BinaryReader(new MemoryStream((byte[])reader.GetValue(1)));
+            var count = chunk.Read7BitEncodedInt();
+            for (var i = 0; i < count; i++)
+            {
+                var user = chunk.ReadInt64();
+                onState(chunkBatch, user, chunk.ReadBytes(chunk.Read7BitEncodedInt()));
+            }
+        }
     }
 
     /// <summary>Takes every user back to how it stood before <paramref name="batch"/>; returns how many users that reset.</summary>
     public async Task<long> RewindAsync(long batch)
     {
         long users = 0;
-        await Enqueue(new Save(0, 0, null, (connection, transaction) =>
+        await Enqueue(new Save(0, 0, null, async (connection, transaction) =>
         {
-            using var count = connection.CreateCommand();
-            count.Transaction = transaction;
-            count.CommandText = "SELECT count(DISTINCT user_id) FROM user_states WHERE batch >= @from";
-            Add(count, "@from", batch);
-            users = Convert.ToInt64(count.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-            using var delete = connection.CreateCommand();
+            var reset = new HashSet<long>();
+            await ReadChunksAsync(connection, transaction, batch, long.MaxValue, (_, user, _) => reset.Add(user));
+            users = reset.Count;
+            await using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
             delete.CommandText = "DELETE FROM user_states WHERE batch >= @from";
             Add(delete, "@from", batch);
-            delete.ExecuteNonQuery();
+            await delete.ExecuteNonQueryAsync();
         }));
         return users;
     }
 
     /// <summary>Deletes states from before <paramref name="batch"/>: no batch still retained can need them.</summary>
     public Task PruneBeforeAsync(long batch) =>
-        Enqueue(new Save(0, 0, null, (connection, transaction) =>
+        Enqueue(new Save(0, 0, null, async (connection, transaction) =>
         {
-            using var delete = connection.CreateCommand();
+            await using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
             delete.CommandText = "DELETE FROM user_states WHERE batch < @before";
             Add(delete, "@before", batch);
-            delete.ExecuteNonQuery();
+            await delete.ExecuteNonQueryAsync();
         }));
 
     private DbConnection Open()
@@ -180,28 +182,22 @@ public sealed class UserStateStore : IUserStateStore
             try
             {
                 await using var transaction = await connection.BeginTransactionAsync();
-                await using var upsert = connection.CreateCommand();
-                upsert.Transaction = transaction;
-                upsert.CommandText = _upsert;
-                var batch = upsert.CreateParameter();
-                var user = upsert.CreateParameter();
-                var state = upsert.CreateParameter();
-                (batch.ParameterName, user.ParameterName, state.ParameterName) = ("@batch", "@user", "@state");
-                upsert.Parameters.Add(batch);
-                upsert.Parameters.Add(user);
-                upsert.Parameters.Add(state);
+                // In queue order: states saved before a rewind or prune are taken by it, those after survive.
+                var states = new List<Save>();
                 foreach (var save in group)
                 {
-                    if (save.Apply is not null)
+                    if (save.Apply is null)
                     {
-                        save.Apply(connection, transaction);
+                        states.Add(save);
                         continue;
                     }
 
-                    (batch.Value, user.Value, state.Value) = (save.Batch, save.UserId, save.State);
-                    upsert.ExecuteNonQuery();
+                    InsertChunks(connection, transaction, states);
+                    states.Clear();
+                    await save.Apply(connection, transaction);
                 }
 
+                InsertChunks(connection, transaction, states);
                 await transaction.CommitAsync();
                 foreach (var save in group)
                     save.Done.SetResult();
@@ -214,13 +210,41 @@ public sealed class UserStateStore : IUserStateStore
         }
     }
 
+    /// <summary>One row per batch among <paramref name="saves"/>: the users' states one after another.</summary>
+    private static void InsertChunks(DbConnection connection, DbTransaction transaction, List<Save> saves)
+    {
+        foreach (var batch in saves.GroupBy(s => s.Batch))
+        {
+            var chunk = new MemoryStream();
+            using (var w = new BinaryWriter(chunk, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                var users = batch.ToList();
+                w.Write7BitEncodedInt(users.Count);
+                foreach (var save in users)
+                {
+                    w.Write(save.UserId);
+                    w.Write7BitEncodedInt(save.State!.Length);
+                    w.Write(save.State);
+                }
+            }
+
+            using var insert = connection.CreateCommand();
+            insert.Transaction = transaction;
+            insert.CommandText = "INSERT INTO user_states (batch, users, states) VALUES (@batch, @users, @states)";
+            Add(insert, "@batch", batch.Key);
+            Add(insert, "@users", batch.Count());
+            Add(insert, "@states", chunk.ToArray());
+            insert.ExecuteNonQuery();
+        }
+    }
+
     public void Dispose()
     {
         _queue.Writer.TryComplete();
         _writer.Wait(TimeSpan.FromSeconds(30));
     }
 
-    private sealed record Save(long Batch, long UserId, byte[]? State, Action<DbConnection, DbTransaction>? Apply)
+    private sealed record Save(long Batch, long UserId, byte[]? State, Func<DbConnection, DbTransaction, Task>? Apply)
     {
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
