@@ -6,8 +6,9 @@ namespace Sessionization.Actors;
 
 /// <summary>
 /// Parent of the per-user session actors. A user's actor lives for one batch: it is created with the batch's
-/// <see cref="ApplyBatch"/>, answers the batch's executor itself and stops. A user has at most one actor at a
-/// time, since a batch sends each user one message and batches run one after another.
+/// <see cref="ApplyBatch"/>, answers the batch's executor itself and stops. A batch sends each user one
+/// message and batches run one after another, so a user has one actor at work at a time (an abandoned
+/// attempt's actor may still be finishing its save, which the retry's identical save then supersedes).
 /// </summary>
 public sealed class UserSessions : UntypedActor
 {
@@ -30,7 +31,7 @@ public sealed class UserSessions : UntypedActor
         }
 
         // Named by user and incarnation: an actor from an abandoned attempt at a batch may still be stopping.
-        var child = Context.ActorOf(UserSession.Props(apply.UserId, _store), $"{UserSession.PersistenceIdFor(apply.UserId)}-{++_created}");
+        var child = Context.ActorOf(UserSession.Props(apply.UserId, _store), $"{UserSession.IdFor(apply.UserId)}-{++_created}");
         child.Forward(apply);
     }
 
