@@ -2,8 +2,8 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Sessionization.Domain;
-using Sessionization.Persistence.UserState;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.CoordinatorProtocol;
 
 namespace Sessionization.Actors;

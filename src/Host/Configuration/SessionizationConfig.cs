@@ -1,7 +1,7 @@
 using System.Globalization;
 using Akka.Configuration;
-using Sessionization.Persistence.UserState;
 using Sessionization.Actors;
+using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Host.Configuration;
 
