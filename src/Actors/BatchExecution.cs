@@ -19,6 +19,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly BatchPlan _plan;
     private readonly IActorRef _userSessions;
     private readonly IActorRef _sink;
+    private readonly IUserStateStore _store;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<SessionRow> _pending = [];
     private readonly List<SessionRow> _completed = [];
@@ -35,6 +36,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         _maxInFlight = maxInFlight;
         _userSessions = userSessions;
         _sink = sink;
+        _store = store;
 
         Receive<Loaded>(OnLoaded);
         Receive<Status.Failure>(f => Fail(Failures.Message(f.Cause)));
@@ -45,6 +47,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             if (f.Batch == plan.Batch && !_answered.Contains(f.UserId))
                 Fail($"batch {plan.Batch}: {f.Reason}");
         });
+        Receive<StatesDurable>(_ => Write());
         Receive<BatchWritten>(OnWritten);
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
         Receive<TimedOut>(_ =>
@@ -67,6 +70,11 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private sealed record Loaded(
         Dictionary<long, List<PageVisit>> ByUser, Dictionary<long, StoredUserState> States, IReadOnlyList<SessionRow> Closed, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
 
+    private sealed class StatesDurable
+    {
+        public static StatesDurable Instance { get; } = new();
+    }
+
     private sealed class TimedOut
     {
         public static TimedOut Instance { get; } = new();
@@ -74,8 +82,12 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 
     private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store)
     {
-        // Bulk recovery: the users' states are read while the visits are, one query for the whole batch.
-        var states = LoadStatesAsync(plan.Batch, store);
+        // Bulk recovery: the users' states are read while the visits are, one query for the whole batch; so are
+        // the previous batch's pending rows when they are not in memory (after a restart).
+        var states = Task.Run(() => LoadStatesAsync(plan.Batch, store));
+        Task<IReadOnlyList<SessionRow>> pendingBefore = previousPending is not null || plan.Batch == 0
+            ? Task.FromResult(previousPending ?? [])
+            : Task.Run(async () => (IReadOnlyList<SessionRow>)await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1));
         var visitsTable = VisitsTable.In(baseDirectory);
         var visits = new List<Visit>();
         var quarantined = new List<QuarantinedRow>();
@@ -89,8 +101,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         var byUser = BatchGrouping.ByUser(visits);
         // Sessions pending after the previous batch whose users have no visits in this one close here. Their
         // completed rows are the previous batch's pending rows; their users need no message and no write.
-        previousPending ??= plan.Batch == 0 ? [] : await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1);
-        var previous = previousPending.ToDictionary(r => r.UserId);
+        var previous = (await pendingBefore).ToDictionary(r => r.UserId);
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
         var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
         return new Loaded(byUser, await states, closed, visits.Count, maxTime, quarantined);
@@ -144,7 +155,20 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 
         _progress++;
         if (_window!.Answered())
-            Write();
+            AwaitDurableStates();
+    }
+
+    /// <summary>The users' answers count only once their states are on disk; the output waits for that.</summary>
+    private void AwaitDurableStates()
+    {
+        var batch = _plan.Batch;
+        _store.FlushAsync(batch).PipeTo(
+            Self,
+            success: () => StatesDurable.Instance,
+            failure: e => new Status.Failure(new InvalidOperationException(
+                Failures.Find<UserStateSaveException>(e) is { } s
+                    ? $"batch {batch}: {UserSession.IdFor(s.UserId)}: saving its state failed: {Failures.Innermost(s).Message}"
+                    : $"batch {batch}: saving the user session states failed: {Failures.Message(e)}")));
     }
 
     private void Write()

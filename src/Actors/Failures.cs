@@ -8,4 +8,13 @@ public static class Failures
 
     /// <summary>The root cause, for exceptions that plugins wrap several times over.</summary>
     public static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
+
+    /// <summary>The first exception of type <typeparamref name="T"/> along the chain of causes, if any.</summary>
+    public static T? Find<T>(Exception? e)
+        where T : Exception => e switch
+        {
+            null => null,
+            T found => found,
+            _ => Find<T>(e.InnerException),
+        };
 }

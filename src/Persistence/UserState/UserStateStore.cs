@@ -8,10 +8,26 @@ namespace Sessionization.Persistence.UserState;
 /// <summary>A user's durable session state as it stood after one batch.</summary>
 public readonly record struct StoredUserState(long Batch, byte[] State);
 
+/// <summary>A user's state could not be saved; names the user, the batch and the cause.</summary>
+public sealed class UserStateSaveException(long batch, long userId, Exception cause)
+    : Exception($"saving the state of user {userId} for batch {batch} failed: {cause.Message}", cause)
+{
+    public long Batch { get; } = batch;
+
+    public long UserId { get; } = userId;
+}
+
 /// <summary>Where the per-user session actors keep their state; see <see cref="UserStateStore"/>.</summary>
 public interface IUserStateStore : IDisposable
 {
-    Task SaveAsync(long batch, long userId, byte[] state);
+    /// <summary>Queues a user's state after <paramref name="batch"/> for the next group commit.</summary>
+    void Save(long batch, long userId, byte[] state);
+
+    /// <summary>
+    /// Completes once every save queued before it is durable; throws <see cref="UserStateSaveException"/> for
+    /// the first save of <paramref name="batch"/> that failed since the last flush of that batch.
+    /// </summary>
+    Task FlushAsync(long batch);
 
     Task<Dictionary<long, StoredUserState>> LoadForBatchAsync(long batch, CancellationToken cancellationToken = default);
 
@@ -24,8 +40,9 @@ public interface IUserStateStore : IDisposable
 /// The durable state of the per-user session actors: for each batch, the session state of every user that
 /// took part in it, as it stood after the batch. Each actor saves its own state; all saves waiting when the
 /// writer is free share one transaction (group commit) and are stored together as one chunk row per batch,
-/// so a save costs a few bytes appended to a buffer rather than a row of its own, and completes only once
-/// its transaction has committed. A batch reads back every state it can need in one query (bulk recovery):
+/// so a save costs a few bytes appended to a buffer rather than a row of its own. A batch is committed only
+/// after <see cref="FlushAsync"/> says every save made for it is durable. A batch reads back every state it
+/// can need in one query (bulk recovery):
 /// a session is open at the start of batch N only if its user took part in batch N-1, and a state saved
 /// for N itself means the user has applied N already (a replay after a crash). Nothing ever reads one
 /// user alone, so nothing is indexed by user.
@@ -33,7 +50,8 @@ public interface IUserStateStore : IDisposable
 public sealed class UserStateStore : IUserStateStore
 {
     private const int MaxSavesPerTransaction = 50_000;
-    private readonly Channel<Save> _queue = Channel.CreateUnbounded<Save>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, UserStateSaveException> _failures = new();
     private readonly Func<DbConnection> _connect;
     private readonly bool _sqlite;
     private readonly Task _writer;
@@ -75,8 +93,26 @@ public sealed class UserStateStore : IUserStateStore
             "CREATE TABLE IF NOT EXISTS user_states (id BIGSERIAL PRIMARY KEY, batch BIGINT NOT NULL, users INTEGER NOT NULL, states BYTEA NOT NULL); " +
             "CREATE INDEX IF NOT EXISTS user_states_by_batch ON user_states (batch, id)");
 
-    /// <summary>Saves a user's state after <paramref name="batch"/>; completes when it is durable.</summary>
-    public Task SaveAsync(long batch, long userId, byte[] state) => Enqueue(new Save(batch, userId, state, null));
+    public void Save(long batch, long userId, byte[] state)
+    {
+        if (!_queue.Writer.TryWrite(new Item(batch, userId, state, null, null)))
+            _failures.TryAdd(batch, new UserStateSaveException(batch, userId, new ObjectDisposedException(nameof(UserStateStore), "the user state store is closed")));
+    }
+
+    public async Task FlushAsync(long batch)
+    {
+        try
+        {
+            await Enqueue((_, _) => Task.CompletedTask);
+        }
+        catch (Exception) when (_failures.ContainsKey(batch))
+        {
+            // The flush shared the failed transaction; the failure that matters is the save's, thrown below.
+        }
+
+        if (_failures.TryRemove(batch, out var failure))
+            throw failure;
+    }
 
     /// <summary>
     /// Every state batch <paramref name="batch"/> can need, by user: the user's row for that batch if it has
@@ -116,7 +152,7 @@ public sealed class UserStateStore : IUserStateStore
     public async Task<long> RewindAsync(long batch)
     {
         long users = 0;
-        await Enqueue(new Save(0, 0, null, async (connection, transaction) =>
+        await Enqueue(async (connection, transaction) =>
         {
             var reset = new HashSet<long>();
             await ReadChunksAsync(connection, transaction, batch, long.MaxValue, (_, user, _) => reset.Add(user));
@@ -126,20 +162,20 @@ public sealed class UserStateStore : IUserStateStore
             delete.CommandText = "DELETE FROM user_states WHERE batch >= @from";
             Add(delete, "@from", batch);
             await delete.ExecuteNonQueryAsync();
-        }));
+        });
         return users;
     }
 
     /// <summary>Deletes states from before <paramref name="batch"/>: no batch still retained can need them.</summary>
     public Task PruneBeforeAsync(long batch) =>
-        Enqueue(new Save(0, 0, null, async (connection, transaction) =>
+        Enqueue(async (connection, transaction) =>
         {
             await using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
             delete.CommandText = "DELETE FROM user_states WHERE batch < @before";
             Add(delete, "@before", batch);
             await delete.ExecuteNonQueryAsync();
-        }));
+        });
 
     private DbConnection Open()
     {
@@ -148,11 +184,13 @@ public sealed class UserStateStore : IUserStateStore
         return connection;
     }
 
-    private Task Enqueue(Save save)
+    /// <summary>Runs <paramref name="apply"/> in the writer's next transaction, after every save queued before it.</summary>
+    private Task Enqueue(Func<DbConnection, DbTransaction, Task> apply)
     {
-        if (!_queue.Writer.TryWrite(save))
-            save.Done.SetException(new ObjectDisposedException(nameof(UserStateStore), "the user state store is closed"));
-        return save.Done.Task;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queue.Writer.TryWrite(new Item(0, 0, null, apply, done)))
+            done.SetException(new ObjectDisposedException(nameof(UserStateStore), "the user state store is closed"));
+        return done.Task;
     }
 
     private static void Add(DbCommand command, string name, object value)
@@ -173,45 +211,49 @@ public sealed class UserStateStore : IUserStateStore
             pragma.ExecuteNonQuery();
         }
 
-        var group = new List<Save>();
+        var group = new List<Item>();
         while (await _queue.Reader.WaitToReadAsync())
         {
             group.Clear();
-            while (group.Count < MaxSavesPerTransaction && _queue.Reader.TryRead(out var save))
-                group.Add(save);
+            while (group.Count < MaxSavesPerTransaction && _queue.Reader.TryRead(out var item))
+                group.Add(item);
             try
             {
                 await using var transaction = await connection.BeginTransactionAsync();
                 // In queue order: states saved before a rewind or prune are taken by it, those after survive.
-                var states = new List<Save>();
-                foreach (var save in group)
+                var states = new List<Item>();
+                foreach (var item in group)
                 {
-                    if (save.Apply is null)
+                    if (item.Apply is null)
                     {
-                        states.Add(save);
+                        states.Add(item);
                         continue;
                     }
 
                     InsertChunks(connection, transaction, states);
                     states.Clear();
-                    await save.Apply(connection, transaction);
+                    await item.Apply(connection, transaction);
                 }
 
                 InsertChunks(connection, transaction, states);
                 await transaction.CommitAsync();
-                foreach (var save in group)
-                    save.Done.SetResult();
+                foreach (var item in group)
+                    item.Done?.SetResult();
             }
             catch (Exception e)
             {
-                foreach (var save in group)
-                    save.Done.TrySetException(e);
+                foreach (var item in group)
+                {
+                    item.Done?.TrySetException(e);
+                    if (item.State is not null)
+                        _failures.TryAdd(item.Batch, new UserStateSaveException(item.Batch, item.UserId, e));
+                }
             }
         }
     }
 
     /// <summary>One row per batch among <paramref name="saves"/>: the users' states one after another.</summary>
-    private static void InsertChunks(DbConnection connection, DbTransaction transaction, List<Save> saves)
+    private static void InsertChunks(DbConnection connection, DbTransaction transaction, List<Item> saves)
     {
         foreach (var batch in saves.GroupBy(s => s.Batch))
         {
@@ -244,8 +286,6 @@ public sealed class UserStateStore : IUserStateStore
         _writer.Wait(TimeSpan.FromSeconds(30));
     }
 
-    private sealed record Save(long Batch, long UserId, byte[]? State, Func<DbConnection, DbTransaction, Task>? Apply)
-    {
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    }
+    /// <summary>A queued save (a state) or a step of the writer's (an action, with its completion).</summary>
+    private sealed record Item(long Batch, long UserId, byte[]? State, Func<DbConnection, DbTransaction, Task>? Apply, TaskCompletionSource? Done);
 }

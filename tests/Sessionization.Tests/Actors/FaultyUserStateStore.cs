@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Tests.Actors;
@@ -5,20 +6,32 @@ namespace Sessionization.Tests.Actors;
 /// <summary>A real user state store with faults switched on and off by the test: failing saves for chosen users, failing loads.</summary>
 public sealed class FaultyUserStateStore(IUserStateStore inner) : IUserStateStore
 {
+    private readonly ConcurrentDictionary<long, UserStateSaveException> _failed = new();
+    private int _saves;
+
     public Func<long, bool> FailSaveFor { get; set; } = _ => false;
 
     public bool FailLoads { get; set; }
 
     public int Saves => _saves;
 
-    private int _saves;
-
-    public Task SaveAsync(long batch, long userId, byte[] state)
+    public void Save(long batch, long userId, byte[] state)
     {
         if (FailSaveFor(userId))
-            return Task.FromException(new IOException($"disk I/O error (injected) saving user {userId}"));
+        {
+            _failed.TryAdd(batch, new UserStateSaveException(batch, userId, new IOException($"disk I/O error (injected) saving user {userId}")));
+            return;
+        }
+
         Interlocked.Increment(ref _saves);
-        return inner.SaveAsync(batch, userId, state);
+        inner.Save(batch, userId, state);
+    }
+
+    public async Task FlushAsync(long batch)
+    {
+        await inner.FlushAsync(batch);
+        if (_failed.TryRemove(batch, out var failure))
+            throw failure;
     }
 
     public Task<Dictionary<long, StoredUserState>> LoadForBatchAsync(long batch, CancellationToken cancellationToken = default) =>

@@ -31,11 +31,12 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     {
         using (var store = Open())
         {
-            await store.SaveAsync(0, 1, Bytes(1, 0, "old"));
-            await store.SaveAsync(1, 1, Bytes(1, 1, "before"));
-            await store.SaveAsync(1, 2, Bytes(2, 1, "before"));
-            await store.SaveAsync(2, 2, Bytes(2, 2, "replayed"));
-            await store.SaveAsync(3, 3, Bytes(3, 3, "later"));
+            store.Save(0, 1, Bytes(1, 0, "old"));
+            store.Save(1, 1, Bytes(1, 1, "before"));
+            store.Save(1, 2, Bytes(2, 1, "before"));
+            store.Save(2, 2, Bytes(2, 2, "replayed"));
+            store.Save(3, 3, Bytes(3, 3, "later"));
+            await store.FlushAsync(3);
         }
 
         // Reopened: everything saved survived the close.
@@ -51,7 +52,9 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     public async Task Saves_made_at_once_share_transactions_and_each_keeps_its_own_row()
     {
         using var store = Open();
-        await Task.WhenAll(Enumerable.Range(1, 5000).Select(u => store.SaveAsync(4, u, Bytes(u, 4, $"p{u}"))));
+        foreach (var u in Enumerable.Range(1, 5000))
+            store.Save(4, u, Bytes(u, 4, $"p{u}"));
+        await store.FlushAsync(4);
         var states = await store.LoadForBatchAsync(5);
         Assert.Equal(5000, states.Count);
         Assert.All(states, s => Assert.Equal($"p{s.Key}", Page(s.Value)));
@@ -62,7 +65,8 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     {
         using var store = Open();
         foreach (var (batch, user) in new[] { (0L, 1L), (1, 1), (1, 2), (2, 2), (2, 3), (3, 3) })
-            await store.SaveAsync(batch, user, Bytes(user, batch, $"b{batch}"));
+            store.Save(batch, user, Bytes(user, batch, $"b{batch}"));
+        await store.FlushAsync(3);
 
         Assert.Equal(2, await store.RewindAsync(2));
         Assert.Equal([1L, 2L], (await store.LoadForBatchAsync(2)).Keys.Order());
@@ -76,18 +80,20 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     }
 
     [Fact]
-    public async Task A_user_session_saves_its_state_before_answering_and_answers_a_replay_without_saving_again()
+    public async Task A_user_session_saves_its_new_state_and_answers_a_replay_from_the_recovered_one_without_saving_again()
     {
         using var store = new FaultyUserStateStore(Open());
         var users = Sys.ActorOf(UserSessions.Props(store));
 
         users.Tell(new ApplyBatch(7, 0, [new PageVisit(1, "a")], UserSessionState.Empty(7)));
         Assert.Equal("a", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
+        await store.FlushAsync(0);
         var saved = (await store.LoadForBatchAsync(1))[7];
         Assert.Equal(0, saved.Batch);
 
         users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], SessionizationSerializer.StateFromBinary(saved.State)));
         Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
+        await store.FlushAsync(1);
 
         // Batch 1 again, as after a crash before its commit: the state recovered for it already holds it.
         var recovered = (await store.LoadForBatchAsync(1))[7];
@@ -98,14 +104,29 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     }
 
     [Fact]
-    public void A_failed_save_is_answered_with_the_user_and_the_reason()
+    public async Task A_failed_save_fails_the_flush_of_its_batch_naming_the_user_and_the_next_flush_is_clean()
     {
-        using var store = new FaultyUserStateStore(Open()) { FailSaveFor = u => u == 3 };
-        var users = Sys.ActorOf(UserSessions.Props(store));
-        users.Tell(new ApplyBatch(3, 0, [new PageVisit(1, "a")], UserSessionState.Empty(3)));
-        var failed = ExpectMsg<BatchApplyFailed>(Patience);
-        Assert.Equal(3, failed.UserId);
-        Assert.Contains("user-session-3: saving its state failed: disk I/O error", failed.Reason);
+        using var store = UserStateStore.Sqlite(_temp.Combine("locked", "users.db"), TimeSpan.FromMilliseconds(100));
+        store.Save(0, 1, Bytes(1, 0, "a"));
+        await store.FlushAsync(0);
+
+        // Another writer holds the database's write lock: the next group commit fails after the busy timeout.
+        await using (var other = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_temp.Combine("locked", "users.db")};Pooling=False"))
+        {
+            other.Open();
+            await using var begin = other.CreateCommand();
+            begin.CommandText = "BEGIN IMMEDIATE";
+            begin.ExecuteNonQuery();
+            store.Save(1, 9, Bytes(9, 1, "b"));
+            var failure = await Assert.ThrowsAsync<UserStateSaveException>(() => store.FlushAsync(1));
+            Assert.Equal((1L, 9L), (failure.Batch, failure.UserId));
+            Assert.Contains("locked", failure.Message);
+        }
+
+        await store.FlushAsync(1);
+        store.Save(1, 9, Bytes(9, 1, "b"));
+        await store.FlushAsync(1);
+        Assert.Equal("b", Page((await store.LoadForBatchAsync(1))[9]));
     }
 
     public new void Dispose()
