@@ -130,14 +130,15 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             return;
         }
 
-        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value, Recovered(u.Key, loaded.States)));
+        var pages = new Dictionary<string, string>(StringComparer.Ordinal);
+        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value, Recovered(u.Key, loaded.States, pages)));
         var self = Self;
         _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
         _window.Fill();
     }
 
-    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states) =>
-        states.TryGetValue(userId, out var stored) ? SessionizationSerializer.StateFromBinary(stored.State) : UserSessionState.Empty(userId);
+    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states, Dictionary<string, string> pages) =>
+        states.TryGetValue(userId, out var stored) ? UserStateCodec.Decode(stored.State.Span, pages) : UserSessionState.Empty(userId);
 
     private void OnApplied(BatchApplied applied)
     {

@@ -10,7 +10,7 @@ public sealed record SessionizationSettings(
     int RetainCheckpoints,
     TimeSpan BatchTimeout,
     BadRowsMode BadRows = BadRowsMode.Fail,
-    int MaxUsersInFlight = 2000)
+    int MaxUsersInFlight = 500)
 {
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
@@ -27,6 +27,6 @@ public sealed record SessionizationSettings(
                 "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
             },
-            c.GetInt("user-sessions.max-in-flight", 2000));
+            c.GetInt("user-sessions.max-in-flight", 500));
     }
 }

@@ -54,7 +54,7 @@ public sealed class UserSession : UntypedActor
             if (decided is not null)
             {
                 state = state.Apply(decided);
-                _store.Save(command.Batch, _userId, SessionizationSerializer.StateToBinary(state));
+                _store.Save(command.Batch, _userId, UserStateCodec.Encode(state));
             }
 
             return new BatchApplied(_userId, command.Batch, state.OutcomeOf(command.Batch));

@@ -5,8 +5,8 @@ using Sessionization.Domain;
 namespace Sessionization.Actors.Serialization;
 
 /// <summary>
-/// Compact binary encoding of the coordinator's journal and snapshots, and of the user session states the
-/// user state store holds (<see cref="StateToBinary"/>). Manifests are short
+/// Compact binary encoding of the coordinator's journal and snapshots (user session states have their own,
+/// <see cref="UserStateCodec"/>). Manifests are short
 /// fixed strings, never CLR type names, so types can move or be renamed without breaking stored data.
 /// </summary>
 public sealed class SessionizationSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
@@ -28,21 +28,6 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         RewindCompleted => RewindCompletedManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a persisted sessionization record"),
     };
-
-    /// <summary>A user's session state as the user state store keeps it.</summary>
-    public static byte[] StateToBinary(UserSessionState state)
-    {
-        using var buffer = new MemoryStream(64);
-        using (var w = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
-            WriteUserState(w, state);
-        return buffer.ToArray();
-    }
-
-    public static UserSessionState StateFromBinary(byte[] bytes)
-    {
-        using var r = new BinaryReader(new MemoryStream(bytes), System.Text.Encoding.UTF8);
-        return ReadUserState(r);
-    }
 
     public override byte[] ToBinary(object obj)
     {
@@ -116,37 +101,6 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         }
     }
 
-    private static void WriteVisits(BinaryWriter w, IReadOnlyList<PageVisit> visits)
-    {
-        w.Write7BitEncodedInt(visits.Count);
-        foreach (var v in visits)
-        {
-            w.Write(v.TimeMicros);
-            w.Write(v.Page);
-        }
-    }
-
-    private static PageVisit[] ReadVisits(BinaryReader r)
-    {
-        var visits = new PageVisit[r.Read7BitEncodedInt()];
-        for (var i = 0; i < visits.Length; i++)
-            visits[i] = new PageVisit(r.ReadInt64(), r.ReadString());
-        return visits;
-    }
-
-    private static void WriteSession(BinaryWriter w, Session? session)
-    {
-        w.Write(session is not null);
-        if (session is null)
-            return;
-        w.Write(session.UserId);
-        w.Write(session.StartBatch);
-        WriteVisits(w, session.Visits);
-    }
-
-    private static Session? ReadSession(BinaryReader r) =>
-        r.ReadBoolean() ? new Session(r.ReadInt64(), r.ReadInt64(), ReadVisits(r)) : null;
-
     private static void WriteCursor(BinaryWriter w, SourceCursor c)
     {
         w.Write(c.Version);
@@ -191,14 +145,4 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
             checkpoints[i] = new Checkpoint(r.ReadInt64(), ReadCursor(r), ReadCursor(r), ReadCommitted(r), r.ReadInt64());
         return checkpoints;
     }
-
-    private static void WriteUserState(BinaryWriter w, UserSessionState s)
-    {
-        w.Write(s.UserId);
-        w.Write(s.LastAppliedBatch);
-        WriteSession(w, s.Open);
-        WriteSession(w, s.ClosedInLastBatch);
-    }
-
-    private static UserSessionState ReadUserState(BinaryReader r) => new(r.ReadInt64(), r.ReadInt64(), ReadSession(r), ReadSession(r));
 }

@@ -6,7 +6,7 @@ using Npgsql;
 namespace Sessionization.Persistence.UserState;
 
 /// <summary>A user's durable session state as it stood after one batch.</summary>
-public readonly record struct StoredUserState(long Batch, byte[] State);
+public readonly record struct StoredUserState(long Batch, ReadOnlyMemory<byte> State);
 
 /// <summary>A user's state could not be saved; names the user, the batch and the cause.</summary>
 public sealed class UserStateSaveException(long batch, long userId, Exception cause)
@@ -127,7 +127,7 @@ public sealed class UserStateStore : IUserStateStore
     }
 
     /// <summary>Reads the chunks of batches <paramref name="from"/>..<paramref name="to"/> in save order, so a later save of a user's state wins.</summary>
-    private static async Task ReadChunksAsync(DbConnection connection, DbTransaction? transaction, long from, long to, Action<long, long, byte[]> onState, CancellationToken cancellationToken = default)
+    private static async Task ReadChunksAsync(DbConnection connection, DbTransaction? transaction, long from, long to, Action<long, long, ReadOnlyMemory<byte>> onState, CancellationToken cancellationToken = default)
     {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
@@ -138,12 +138,17 @@ public sealed class UserStateStore : IUserStateStore
         while (await reader.ReadAsync(cancellationToken))
         {
             var chunkBatch = reader.GetInt64(0);
-            using var chunk = new BinaryReader(new MemoryStream((byte[])reader.GetValue(1)));
-            var count = chunk.Read7BitEncodedInt();
+            var chunk = (byte[])reader.GetValue(1);
+            // The states are handed out as slices of the chunk: no copy per user.
+            using var index = new BinaryReader(new MemoryStream(chunk, writable: false));
+            var count = index.Read7BitEncodedInt();
             for (var i = 0; i < count; i++)
             {
-                var user = chunk.ReadInt64();
-                onState(chunkBatch, user, chunk.ReadBytes(chunk.Read7BitEncodedInt()));
+                var user = index.ReadInt64();
+                var length = index.Read7BitEncodedInt();
+                var offset = (int)index.BaseStream.Position;
+                onState(chunkBatch, user, new ReadOnlyMemory<byte>(chunk, offset, length));
+                index.BaseStream.Position = offset + length;
             }
         }
     }
@@ -257,10 +262,11 @@ public sealed class UserStateStore : IUserStateStore
     {
         foreach (var batch in saves.GroupBy(s => s.Batch))
         {
-            var chunk = new MemoryStream();
+            var users = batch.ToList();
+            // Sized up front (a count and a length take at most 5 bytes each), so the chunk is one array.
+            var chunk = new MemoryStream(5 + users.Sum(u => 8 + 5 + u.State!.Length));
             using (var w = new BinaryWriter(chunk, System.Text.Encoding.UTF8, leaveOpen: true))
             {
-                var users = batch.ToList();
                 w.Write7BitEncodedInt(users.Count);
                 foreach (var save in users)
                 {
@@ -274,7 +280,7 @@ public sealed class UserStateStore : IUserStateStore
             insert.Transaction = transaction;
             insert.CommandText = "INSERT INTO user_states (batch, users, states) VALUES (@batch, @users, @states)";
             Add(insert, "@batch", batch.Key);
-            Add(insert, "@users", batch.Count());
+            Add(insert, "@users", users.Count);
             Add(insert, "@states", chunk.ToArray());
             insert.ExecuteNonQuery();
         }

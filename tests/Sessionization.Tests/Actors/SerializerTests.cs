@@ -44,6 +44,6 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
 
     [Theory]
     [MemberData(nameof(States))]
-    public void Every_user_session_state_round_trips_through_the_stores_encoding(UserSessionState state) =>
-        Assert.Equal(state, SessionizationSerializer.StateFromBinary(SessionizationSerializer.StateToBinary(state)));
+    public void Every_user_session_state_round_trips_through_the_user_state_codec(UserSessionState state) =>
+        Assert.Equal(state, UserStateCodec.Decode(UserStateCodec.Encode(state)));
 }

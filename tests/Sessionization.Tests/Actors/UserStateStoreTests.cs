@@ -22,9 +22,9 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     private UserStateStore Open() => UserStateStore.Sqlite(_temp.Combine("users.db"), TimeSpan.FromSeconds(5));
 
     private static byte[] Bytes(long user, long batch, string page) =>
-        SessionizationSerializer.StateToBinary(UserSessionState.Empty(user).Apply(new SessionOpened(batch, [new PageVisit(batch, page)])));
+        UserStateCodec.Encode(UserSessionState.Empty(user).Apply(new SessionOpened(batch, [new PageVisit(batch, page)])));
 
-    private static string Page(StoredUserState stored) => SessionizationSerializer.StateFromBinary(stored.State).Open!.Visits[0].Page;
+    private static string Page(StoredUserState stored) => UserStateCodec.Decode(stored.State.Span).Open!.Visits[0].Page;
 
     [Fact]
     public async Task A_batch_reads_its_own_rows_over_the_batch_befores_and_nothing_older()
@@ -91,14 +91,14 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
         var saved = (await store.LoadForBatchAsync(1))[7];
         Assert.Equal(0, saved.Batch);
 
-        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], SessionizationSerializer.StateFromBinary(saved.State)));
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], UserStateCodec.Decode(saved.State.Span)));
         Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
         await store.FlushAsync(1);
 
         // Batch 1 again, as after a crash before its commit: the state recovered for it already holds it.
         var recovered = (await store.LoadForBatchAsync(1))[7];
         Assert.Equal(1, recovered.Batch);
-        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], SessionizationSerializer.StateFromBinary(recovered.State)));
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], UserStateCodec.Decode(recovered.State.Span)));
         Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
         Assert.Equal(2, store.Saves);
     }

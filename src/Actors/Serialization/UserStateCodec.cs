@@ -1,0 +1,119 @@
+using System.Buffers.Binary;
+using System.Text;
+using Sessionization.Domain;
+
+namespace Sessionization.Actors.Serialization;
+
+/// <summary>
+/// The binary form of a user's session state in the user state store: little-endian integers, 7-bit
+/// lengths and UTF-8 strings (the layout of <see cref="BinaryWriter"/>). Encoding reuses one buffer per
+/// thread and decoding reads straight from the stored bytes, because both run once per user per batch.
+/// </summary>
+public static class UserStateCodec
+{
+    [ThreadStatic]
+    private static MemoryStream? t_buffer;
+
+    [ThreadStatic]
+    private static BinaryWriter? t_writer;
+
+    public static byte[] Encode(UserSessionState state)
+    {
+        var buffer = t_buffer ??= new MemoryStream(256);
+        var w = t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
+        buffer.SetLength(0);
+        w.Write(state.UserId);
+        w.Write(state.LastAppliedBatch);
+        WriteSession(w, state.Open);
+        WriteSession(w, state.ClosedInLastBatch);
+        w.Flush();
+        return buffer.ToArray();
+    }
+
+    /// <summary>
+    /// Decodes a state; with <paramref name="pages"/>, equal page strings of different users become one
+    /// string, which keeps a batch's live heap small.
+    /// </summary>
+    public static UserSessionState Decode(ReadOnlySpan<byte> bytes, Dictionary<string, string>? pages = null)
+    {
+        var r = new Reader(bytes, pages);
+        return new UserSessionState(r.Int64(), r.Int64(), ReadSession(ref r), ReadSession(ref r));
+    }
+
+    private static void WriteSession(BinaryWriter w, Session? session)
+    {
+        w.Write(session is not null);
+        if (session is null)
+            return;
+        w.Write(session.UserId);
+        w.Write(session.StartBatch);
+        w.Write7BitEncodedInt(session.Visits.Count);
+        foreach (var v in session.Visits)
+        {
+            w.Write(v.TimeMicros);
+            w.Write(v.Page);
+        }
+    }
+
+    private static Session? ReadSession(ref Reader r)
+    {
+        if (!r.Bool())
+            return null;
+        var userId = r.Int64();
+        var startBatch = r.Int64();
+        var visits = new PageVisit[r.Int7()];
+        for (var i = 0; i < visits.Length; i++)
+            visits[i] = new PageVisit(r.Int64(), r.String());
+        return new Session(userId, startBatch, visits);
+    }
+
+    private ref struct Reader(ReadOnlySpan<byte> bytes, Dictionary<string, string>? pages)
+    {
+        private ReadOnlySpan<byte> _rest = bytes;
+
+        public long Int64()
+        {
+            var value = BinaryPrimitives.ReadInt64LittleEndian(_rest);
+            _rest = _rest[8..];
+            return value;
+        }
+
+        public bool Bool()
+        {
+            var value = _rest[0] != 0;
+            _rest = _rest[1..];
+            return value;
+        }
+
+        public int Int7()
+        {
+            int value = 0, shift = 0;
+            byte b;
+            do
+            {
+                if (shift > 28)
+                    throw new InvalidDataException("a stored user state has a malformed length");
+                b = _rest[0];
+                _rest = _rest[1..];
+                value |= (b & 0x7F) << shift;
+                shift += 7;
+            }
+            while ((b & 0x80) != 0);
+            return value;
+        }
+
+        public string String()
+        {
+            var length = Int7();
+            var text = Encoding.UTF8.GetString(_rest[..length]);
+            _rest = _rest[length..];
+            if (pages is null)
+                return text;
+            if (pages.TryGetValue(text, out var shared))
+                return shared;
+            if (pages.Count < 65_536)
+                pages[text] = text;
+            return text;
+        }
+    }
+}
