@@ -1,5 +1,3 @@
-using Akka.Actor;
-using Akka.Configuration;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using Sessionization.Actors.Serialization;
@@ -19,10 +17,8 @@ public class HotPathBenchmarks
     private SourceFile _file = null!;
     private Dictionary<long, List<PageVisit>> _grouped = [];
     private UserSessionState _open = null!;
-    private ActorSystem _system = null!;
-    private SessionizationSerializer _serializer = null!;
     private SessionExtended _event = null!;
-    private byte[] _eventBytes = [];
+    private byte[] _stateBytes = [];
 
     [GlobalSetup]
     public void Setup()
@@ -36,16 +32,13 @@ public class HotPathBenchmarks
         _file = _table.FilesFrom(SourceCursor.Start).Single();
         _grouped = BatchGrouping.ByUser(_visits);
         _open = UserSessionState.Empty(1).Apply(new SessionOpened(0, [.. Enumerable.Range(0, 20).Select(i => new PageVisit(i, $"page_{i}.html"))]));
-        _system = ActorSystem.Create("microbench", ConfigurationFactory.Empty);
-        _serializer = new SessionizationSerializer((ExtendedActorSystem)_system);
         _event = new SessionExtended(3, [.. Enumerable.Range(0, 5).Select(i => new PageVisit(100 + i, $"page_{i}.html"))]);
-        _eventBytes = _serializer.ToBinary(_event);
+        _stateBytes = UserStateCodec.Encode(_open);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _system.Terminate().Wait();
         Directory.Delete(_directory, recursive: true);
     }
 
@@ -74,11 +67,11 @@ public class HotPathBenchmarks
     [Benchmark(Description = "session extend by 5 visits (20 open)")]
     public int Extend() => _open.Open!.Extend(_event.Visits).VisitCount;
 
-    [Benchmark(Description = "serialize SessionExtended")]
-    public int Serialize() => _serializer.ToBinary(_event).Length;
+    [Benchmark(Description = "encode a user state (20 open visits)")]
+    public int Serialize() => UserStateCodec.Encode(_open).Length;
 
-    [Benchmark(Description = "deserialize SessionExtended")]
-    public object Deserialize() => _serializer.FromBinary(_eventBytes, "SE");
+    [Benchmark(Description = "decode a user state (20 open visits)")]
+    public object Deserialize() => UserStateCodec.Decode(_stateBytes);
 
     public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmarks).Assembly).Run(args);
 }
