@@ -17,7 +17,6 @@ public static class ActorTestConfig
           poll-interval = 1s
           batch-timeout = 60s
           checkpoints.retain = 100
-          user-sessions.snapshot-every = 2
           # A small window, so that the simulations send a batch's users in several rounds.
           user-sessions.max-in-flight = 2
         }
