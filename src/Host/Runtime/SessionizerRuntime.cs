@@ -153,8 +153,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             {
                 if (failuresEndTheRun)
                     done.TrySetException(new UserFacingException(f.Reason));
-                else
+                else if (failure is null)
                     onFailure(f.Reason);
+                // Otherwise the coordinator is stopping (it published why first): nothing will be retried, and
+                // the worker ends with that reason as soon as the coordinator is gone.
             });
             // The coordinator stops only when it cannot go on (its journal or snapshot store failed); say why.
             // Terminated overtakes ordinary messages, so the reason it published is read one message later.

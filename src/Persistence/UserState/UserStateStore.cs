@@ -208,53 +208,74 @@ public sealed class UserStateStore : IUserStateStore
 
     private async Task WriteLoopAsync()
     {
-        await using var connection = Open();
+        DbConnection? connection = null;
+        var group = new List<Item>();
+        try
+        {
+            while (await _queue.Reader.WaitToReadAsync())
+            {
+                group.Clear();
+                while (group.Count < MaxSavesPerTransaction && _queue.Reader.TryRead(out var item))
+                    group.Add(item);
+                try
+                {
+                    connection ??= await OpenWriterAsync();
+                    await using var transaction = await connection.BeginTransactionAsync();
+                    // In queue order: states saved before a rewind or prune are taken by it, those after survive.
+                    var states = new List<Item>();
+                    foreach (var item in group)
+                    {
+                        if (item.Apply is null)
+                        {
+                            states.Add(item);
+                            continue;
+                        }
+
+                        InsertChunks(connection, transaction, states);
+                        states.Clear();
+                        await item.Apply(connection, transaction);
+                    }
+
+                    InsertChunks(connection, transaction, states);
+                    await transaction.CommitAsync();
+                    foreach (var item in group)
+                        item.Done?.SetResult();
+                }
+                catch (Exception e)
+                {
+                    foreach (var item in group)
+                    {
+                        item.Done?.TrySetException(e);
+                        if (item.State is not null)
+                            _failures.TryAdd(item.Batch, new UserStateSaveException(item.Batch, item.UserId, e));
+                    }
+
+                    // A failed transaction may have left the connection unusable (a server connection dropped
+                    // mid-way); the next group starts on a fresh one.
+                    if (connection is not null)
+                        await connection.DisposeAsync();
+                    connection = null;
+                }
+            }
+        }
+        finally
+        {
+            if (connection is not null)
+                await connection.DisposeAsync();
+        }
+    }
+
+    private async Task<DbConnection> OpenWriterAsync()
+    {
+        var connection = Open();
         if (_sqlite)
         {
             await using var pragma = connection.CreateCommand();
             pragma.CommandText = "PRAGMA synchronous=FULL;";
-            pragma.ExecuteNonQuery();
+            await pragma.ExecuteNonQueryAsync();
         }
 
-        var group = new List<Item>();
-        while (await _queue.Reader.WaitToReadAsync())
-        {
-            group.Clear();
-            while (group.Count < MaxSavesPerTransaction && _queue.Reader.TryRead(out var item))
-                group.Add(item);
-            try
-            {
-                await using var transaction = await connection.BeginTransactionAsync();
-                // In queue order: states saved before a rewind or prune are taken by it, those after survive.
-                var states = new List<Item>();
-                foreach (var item in group)
-                {
-                    if (item.Apply is null)
-                    {
-                        states.Add(item);
-                        continue;
-                    }
-
-                    InsertChunks(connection, transaction, states);
-                    states.Clear();
-                    await item.Apply(connection, transaction);
-                }
-
-                InsertChunks(connection, transaction, states);
-                await transaction.CommitAsync();
-                foreach (var item in group)
-                    item.Done?.SetResult();
-            }
-            catch (Exception e)
-            {
-                foreach (var item in group)
-                {
-                    item.Done?.TrySetException(e);
-                    if (item.State is not null)
-                        _failures.TryAdd(item.Batch, new UserStateSaveException(item.Batch, item.UserId, e));
-                }
-            }
-        }
+        return connection;
     }
 
     /// <summary>One row per batch among <paramref name="saves"/>: the users' states one after another.</summary>
