@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
@@ -29,10 +30,13 @@ public interface IUserStateStore : IDisposable
     /// </summary>
     Task FlushAsync(long batch);
 
+    /// <summary>Every state batch <paramref name="batch"/> can need, by user (its own if saved, else the batch before's).</summary>
     Task<Dictionary<long, StoredUserState>> LoadForBatchAsync(long batch, CancellationToken cancellationToken = default);
 
+    /// <summary>Deletes every state saved for <paramref name="batch"/> or later; returns how many users that resets.</summary>
     Task<long> RewindAsync(long batch);
 
+    /// <summary>Deletes the states saved before <paramref name="batch"/>.</summary>
     Task PruneBeforeAsync(long batch);
 }
 
@@ -42,16 +46,15 @@ public interface IUserStateStore : IDisposable
 /// writer is free share one transaction (group commit) and are stored together as one chunk row per batch,
 /// so a save costs a few bytes appended to a buffer rather than a row of its own. A batch is committed only
 /// after <see cref="FlushAsync"/> says every save made for it is durable. A batch reads back every state it
-/// can need in one query (bulk recovery):
-/// a session is open at the start of batch N only if its user took part in batch N-1, and a state saved
-/// for N itself means the user has applied N already (a replay after a crash). Nothing ever reads one
-/// user alone, so nothing is indexed by user.
+/// can need in one query (bulk recovery): a session is open at the start of batch N only if its user took
+/// part in batch N-1, and a state saved for N itself means the user has applied N already (a replay after a
+/// crash). Nothing ever reads one user alone, so nothing is indexed by user.
 /// </summary>
 public sealed class UserStateStore : IUserStateStore
 {
     private const int MaxSavesPerTransaction = 50_000;
     private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, UserStateSaveException> _failures = new();
+    private readonly ConcurrentDictionary<long, UserStateSaveException> _failures = new();
     private readonly Func<DbConnection> _connect;
     private readonly bool _sqlite;
     private readonly Task _writer;
@@ -115,8 +118,8 @@ public sealed class UserStateStore : IUserStateStore
     }
 
     /// <summary>
-    /// Every state batch <paramref name="batch"/> can need, by user: the user's row for that batch if it has
-    /// one (the batch was applied before a crash), else its row for the batch before.
+    /// Every state batch <paramref name="batch"/> can need, by user: the user's state for that batch if it has
+    /// one (the batch was applied before a crash), else its state for the batch before.
     /// </summary>
     public async Task<Dictionary<long, StoredUserState>> LoadForBatchAsync(long batch, CancellationToken cancellationToken = default)
     {
