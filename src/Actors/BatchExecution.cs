@@ -11,8 +11,10 @@ namespace Sessionization.Actors;
 
 /// <summary>
 /// Carries one planned batch through: reads its visits and, in one query, the states of the users they
-/// may touch, sends each user with visits its one <see cref="ApplyBatch"/>, closes the previous batch's pending sessions that got none, gathers the
-/// outcomes, hands them to the sink and reports back to the coordinator. It holds no durable state: a batch it did not finish is run again from its plan.
+/// may touch, sends each user with visits its one <see cref="ApplyBatch"/>, closes the previous batch's
+/// pending sessions that got none, gathers the outcomes, waits until the users' states are durable, hands
+/// the outcomes to the sink and reports back to the coordinator. It holds no durable state: a batch it did
+/// not finish is run again from its plan.
 /// </summary>
 public sealed class BatchExecution : ReceiveActor, IWithTimers
 {
@@ -130,14 +132,14 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             return;
         }
 
-        var pages = new Dictionary<string, string>(StringComparer.Ordinal);
+        var pages = new SharedStrings();
         var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value, Recovered(u.Key, loaded.States, pages)));
         var self = Self;
         _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
         _window.Fill();
     }
 
-    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states, Dictionary<string, string> pages) =>
+    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states, SharedStrings pages) =>
         states.TryGetValue(userId, out var stored) ? UserStateCodec.Decode(stored.State.Span, pages) : UserSessionState.Empty(userId);
 
     private void OnApplied(BatchApplied applied)

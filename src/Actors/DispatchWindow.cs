@@ -2,8 +2,7 @@ namespace Sessionization.Actors;
 
 /// <summary>
 /// Sends a batch's per-user messages a window at a time: at most <c>limit</c> unanswered, the next one sent as
-/// each answer arrives. A batch touching a million users then never floods the journal with a million writes
-/// at once (whose queue would outlast the journal's call timeout) nor holds a million live actors at once.
+/// each answer arrives. A batch touching a million users then never holds a million live actors at once.
 /// </summary>
 public sealed class DispatchWindow(IEnumerable<object> messages, int limit, Action<object> send)
 {

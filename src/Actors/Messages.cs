@@ -18,7 +18,10 @@ public static class UserSessionProtocol
     /// </summary>
     public sealed record ApplyBatch(long UserId, long Batch, IReadOnlyList<PageVisit> Visits, UserSessionState Recovered) : IUserSessionMessage;
 
-    /// <summary>The batch's outcome for the user, after it is persisted; null when the user took no part.</summary>
+    /// <summary>
+    /// The batch's outcome for the user, its new state queued for the store's next group commit (the batch
+    /// flushes the store before anything is written); null when the user took no part.
+    /// </summary>
     public sealed record BatchApplied(long UserId, long Batch, BatchOutcome? Outcome) : IUserSessionMessage;
 
     public sealed record BatchApplyFailed(long UserId, long Batch, string Reason) : IUserSessionMessage;

@@ -31,10 +31,9 @@ public static class UserStateCodec
     }
 
     /// <summary>
-    /// Decodes a state; with <paramref name="pages"/>, equal page strings of different users become one
-    /// string, which keeps a batch's live heap small.
+    /// Decodes a state; with <paramref name="pages"/>, equal page names of different users become one string.
     /// </summary>
-    public static UserSessionState Decode(ReadOnlySpan<byte> bytes, Dictionary<string, string>? pages = null)
+    public static UserSessionState Decode(ReadOnlySpan<byte> bytes, SharedStrings? pages = null)
     {
         var r = new Reader(bytes, pages);
         return new UserSessionState(r.Int64(), r.Int64(), ReadSession(ref r), ReadSession(ref r));
@@ -67,7 +66,7 @@ public static class UserStateCodec
         return new Session(userId, startBatch, visits);
     }
 
-    private ref struct Reader(ReadOnlySpan<byte> bytes, Dictionary<string, string>? pages)
+    private ref struct Reader(ReadOnlySpan<byte> bytes, SharedStrings? pages)
     {
         private ReadOnlySpan<byte> _rest = bytes;
 
@@ -107,13 +106,7 @@ public static class UserStateCodec
             var length = Int7();
             var text = Encoding.UTF8.GetString(_rest[..length]);
             _rest = _rest[length..];
-            if (pages is null)
-                return text;
-            if (pages.TryGetValue(text, out var shared))
-                return shared;
-            if (pages.Count < 65_536)
-                pages[text] = text;
-            return text;
+            return pages is null ? text : pages.Share(text);
         }
     }
 }

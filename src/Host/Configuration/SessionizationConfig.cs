@@ -74,7 +74,7 @@ public static class SessionizationConfig
         switch (provider)
         {
             case "sqlite":
-                var state = StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
+                var state = StateDirectory(config);
                 // SQLite has one writer: journal and snapshots in separate files so neither waits for the other.
                 // How long a write waits for SQLite's single writer lock before it fails.
                 var busy = (int)Math.Ceiling(config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)).TotalSeconds);
@@ -91,7 +91,7 @@ public static class SessionizationConfig
                 throw new ConfigurationException($"sessionization.persistence.provider '{provider}' is not supported (use sqlite or postgresql)");
         }
 
-        var logFile = Path.Combine(StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir"))), "sessionize.log");
+        var logFile = Path.Combine(StateDirectory(config), "sessionize.log");
         return ConfigurationFactory.ParseString(
             $"sessionization.log-file = {Quote(logFile)}\n" +
             $"akka.persistence.journal.sql.connection-string = {Quote(journal)}\n" +
@@ -99,6 +99,8 @@ public static class SessionizationConfig
     }
 
     public static string StateDirectory(string baseDirectory) => Path.Combine(baseDirectory, "state");
+
+    private static string StateDirectory(Config config) => StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
 
     public static SessionizationSettings Settings(Config config)
     {
@@ -122,8 +124,7 @@ public static class SessionizationConfig
     public const string UserStateFile = "users.db";
 
     /// <summary>The SQLite file of the user session states.</summary>
-    public static string UserStatePath(Config config) =>
-        Path.Combine(StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir"))), UserStateFile);
+    public static string UserStatePath(Config config) => Path.Combine(StateDirectory(config), UserStateFile);
 
     public static bool IsSqlite(Config config) =>
         config.GetString("sessionization.persistence.provider").Equals("sqlite", StringComparison.OrdinalIgnoreCase);

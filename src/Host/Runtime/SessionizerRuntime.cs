@@ -56,9 +56,19 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         });
 
         var host = builder.Build();
-        await host.StartAsync(cancellationToken);
-        var registry = host.Services.GetRequiredService<ActorRegistry>();
-        return new SessionizerRuntime(host, store, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
+        try
+        {
+            await host.StartAsync(cancellationToken);
+            var registry = host.Services.GetRequiredService<ActorRegistry>();
+            return new SessionizerRuntime(host, store, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
+        }
+        catch
+        {
+            // The store's writer would otherwise outlive a runtime that never started.
+            host.Dispose();
+            store.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Creates the state files in WAL mode once, so readers never wait for the journal's writer.</summary>

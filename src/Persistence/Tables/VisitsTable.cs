@@ -217,18 +217,7 @@ public sealed class VisitsTable(string path)
             var visitTime = Column(fields, "visit_time", name, t => t == typeof(DateTime), "timestamp");
             var page = Column(fields, "page", name, t => t == typeof(string) || t == typeof(ReadOnlyMemory<char>), "string");
             var visits = new List<Visit>();
-            // Pages repeat across visits: one string per distinct page keeps a batch's live heap (and the
-            // garbage collector's work on it) small. Bounded, so a file of all-distinct pages costs no more.
-            var distinct = new Dictionary<string, string>(StringComparer.Ordinal);
-            string Shared(string page)
-            {
-                if (distinct.TryGetValue(page, out var shared))
-                    return shared;
-                if (distinct.Count < 65_536)
-                    distinct[page] = page;
-                return page;
-            }
-
+            var pageNames = new SharedStrings();
             long rowBase = 0;
             for (var g = 0; g < reader.RowGroupCount; g++)
             {
@@ -244,7 +233,7 @@ public sealed class VisitsTable(string path)
                     var column = ids[i] is null ? "user_id" : times[i] is null ? "visit_time" : pages[i] is null ? "page" : null;
                     if (column is null)
                     {
-                        visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), Shared(pages[i])));
+                        visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), pageNames.Share(pages[i])));
                         continue;
                     }
 
