@@ -36,6 +36,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private int _batchesThisRun;
     private int _attempt;
     private bool _replayed;
+    private bool _agreementChecked;
 
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink)
     {
@@ -80,7 +81,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         Command<DeleteMessagesFailure>(f => _log.Warning("old coordinator journal entries were not deleted: {0}", f.Cause.Message));
     }
 
-    public override string PersistenceId => Id;
+    /// <summary>The journal is kept under the pipeline's id, so a state only ever meets the tables it was made with.</summary>
+    public override string PersistenceId => _settings.Pipeline is { } pipeline ? $"{Id}-{pipeline.PipelineId}" : Id;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -137,6 +139,29 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void Next()
     {
         _busy = true;
+        if (!_agreementChecked)
+        {
+            // Checked once, before the state is first used: after that the coordinator is the tables' only writer.
+            string? disagreement;
+            try
+            {
+                disagreement = StateAgreement.Check(_state, OutputTables.Batches(_settings.BaseDirectory), _rewindRequested);
+            }
+            catch (Exception e)
+            {
+                disagreement = $"the output tables cannot be read: {Failures.Message(e)}";
+            }
+
+            if (disagreement is not null)
+            {
+                Stopping(disagreement);
+                Context.Stop(Self);
+                return;
+            }
+
+            _agreementChecked = true;
+        }
+
         if (_state.InFlight is { } inFlight)
         {
             // A batch planned before a crash or failure runs again exactly as planned.

@@ -179,7 +179,9 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         // Rows sorted by user so that the same input always writes the same file.
         _pending.Sort((a, b) => a.UserId.CompareTo(b.UserId));
         _completed.Sort((a, b) => a.UserId.CompareTo(b.UserId));
-        _sink.Tell(new WriteBatch(_plan.Batch, _completed, _pending, _loaded!.Quarantined, _loaded.MaxTimeMicros / 1000));
+        var loaded = _loaded!;
+        _sink.Tell(new WriteBatch(
+            _plan.Batch, _completed, _pending, loaded.Quarantined, new BatchProvenance(_plan.Batch, _plan.From, _plan.To, _plan.LastVersion, loaded.Visits)));
     }
 
     private void OnWritten(BatchWritten written)

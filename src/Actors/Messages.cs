@@ -30,9 +30,9 @@ public static class UserSessionProtocol
 /// <summary>Messages to and from the session sink.</summary>
 public static class SinkProtocol
 {
-    /// <summary>One batch's output for both session tables.</summary>
+    /// <summary>One batch's output for the output tables, with where it came from for their commits.</summary>
     public sealed record WriteBatch(
-        long Batch, IReadOnlyList<SessionRow> Completed, IReadOnlyList<SessionRow> Pending, IReadOnlyList<QuarantinedRow> Quarantined, long CommitTimeMillis);
+        long Batch, IReadOnlyList<SessionRow> Completed, IReadOnlyList<SessionRow> Pending, IReadOnlyList<QuarantinedRow> Quarantined, BatchProvenance Provenance);
 
     /// <summary>Both tables hold the batch; a flag is false where it was there already (a replay).</summary>
     public sealed record BatchWritten(long Batch, bool PendingWritten, bool CompletedWritten);
@@ -40,7 +40,7 @@ public static class SinkProtocol
     public sealed record BatchWriteFailed(long Batch, string Reason);
 
     /// <summary>Take back every batch from <paramref name="Batch"/> on, in all output tables.</summary>
-    public sealed record RewindTables(long Batch, long CommitTimeMillis);
+    public sealed record RewindTables(long Batch);
 
     public sealed record TablesRewound(long Batch);
 

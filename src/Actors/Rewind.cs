@@ -19,7 +19,7 @@ public sealed class Rewind : ReceiveActor
         Receive<UsersReset>(reset =>
         {
             (usersReset, undone) = (reset.Users, reset.Batches);
-            sink.Tell(new RewindTables(batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            sink.Tell(new RewindTables(batch));
         });
         Receive<TablesRewound>(_ =>
         {

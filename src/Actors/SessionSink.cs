@@ -11,34 +11,39 @@ namespace Sessionization.Actors;
 /// </summary>
 public sealed class SessionSink : ReceiveActor
 {
-    public SessionSink(string baseDirectory)
-    {
-        var pending = SessionTable.Pending(baseDirectory);
-        var completed = SessionTable.Completed(baseDirectory);
-        var quarantine = QuarantineTable.In(baseDirectory);
+    private PipelineIdentity? _pipeline;
 
-        Receive<WriteBatch>(m => WriteAsync(pending, completed, quarantine, m).PipeTo(
+    public SessionSink(string baseDirectory, PipelineIdentity? pipeline, int checkpointInterval)
+    {
+        _pipeline = pipeline;
+        var pending = SessionTable.Pending(baseDirectory, checkpointInterval);
+        var completed = SessionTable.Completed(baseDirectory, checkpointInterval);
+        var quarantine = QuarantineTable.In(baseDirectory, checkpointInterval);
+
+        Receive<WriteBatch>(m => WriteAsync(pending, completed, quarantine, m, _pipeline ??= Pipelines.Resolve(baseDirectory, create: true)!).PipeTo(
             Sender,
             success: r => r,
             failure: e => new BatchWriteFailed(m.Batch, Failures.Message(e))));
         Receive<RewindTables>(m => Task.Run(() =>
             {
                 // Quarantine first and pending last: pending_sessions is where a restart learns the open users.
-                quarantine.Log.RewindTo(m.Batch, m.CommitTimeMillis);
-                completed.RewindTo(m.Batch, m.CommitTimeMillis);
-                pending.RewindTo(m.Batch, m.CommitTimeMillis);
+                quarantine.Log.RewindTo(m.Batch);
+                completed.RewindTo(m.Batch);
+                pending.RewindTo(m.Batch);
                 return new TablesRewound(m.Batch);
             })
             .PipeTo(Sender, failure: e => new TablesRewindFailed(m.Batch, Failures.Message(e))));
     }
 
-    public static Props Props(string baseDirectory) => Akka.Actor.Props.Create(() => new SessionSink(baseDirectory));
+    /// <summary>The sink for <paramref name="pipeline"/>'s tables; without one, the base directory's tables say (and are created if missing).</summary>
+    public static Props Props(string baseDirectory, PipelineIdentity? pipeline = null, int checkpointInterval = Persistence.Delta.DeltaTable.DefaultCheckpointInterval) =>
+        Akka.Actor.Props.Create(() => new SessionSink(baseDirectory, pipeline, checkpointInterval));
 
-    private static async Task<BatchWritten> WriteAsync(SessionTable pending, SessionTable completed, QuarantineTable quarantine, WriteBatch m)
+    private static async Task<BatchWritten> WriteAsync(SessionTable pending, SessionTable completed, QuarantineTable quarantine, WriteBatch m, PipelineIdentity pipeline)
     {
-        await quarantine.CommitBatchAsync(m.Batch, m.Quarantined, m.CommitTimeMillis);
-        var completedWritten = await completed.CommitBatchAsync(m.Batch, m.Completed, m.CommitTimeMillis);
-        var pendingWritten = await pending.CommitBatchAsync(m.Batch, m.Pending, m.CommitTimeMillis);
+        await quarantine.CommitBatchAsync(m.Batch, m.Quarantined, pipeline, m.Provenance);
+        var completedWritten = await completed.CommitBatchAsync(m.Batch, m.Completed, pipeline, m.Provenance);
+        var pendingWritten = await pending.CommitBatchAsync(m.Batch, m.Pending, pipeline, m.Provenance);
         return new BatchWritten(m.Batch, pendingWritten, completedWritten);
     }
 }

@@ -12,6 +12,12 @@ public sealed record SessionizationSettings(
     BadRowsMode BadRows = BadRowsMode.Fail,
     int MaxUsersInFlight = 500)
 {
+    /// <summary>The pipeline whose state this is (see <see cref="Pipelines"/>); the coordinator's journal is kept under its id.</summary>
+    public PipelineIdentity? Pipeline { get; init; }
+
+    /// <summary>Commits between Delta checkpoints of the output tables (<c>sessionization.tables.checkpoint-interval</c>).</summary>
+    public int CheckpointInterval { get; init; } = Persistence.Delta.DeltaTable.DefaultCheckpointInterval;
+
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
         var c = config.GetConfig("sessionization");
@@ -27,6 +33,9 @@ public sealed record SessionizationSettings(
                 "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
             },
-            c.GetInt("user-sessions.max-in-flight", 500));
+            c.GetInt("user-sessions.max-in-flight", 500))
+        {
+            CheckpointInterval = c.GetInt("tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
+        };
     }
 }

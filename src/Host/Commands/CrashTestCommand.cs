@@ -134,7 +134,7 @@ public static class CrashTestCommand
         var actualVisits = await VisitsAsync(crashed);
         if (!expectedVisits.SequenceEqual(actualVisits))
             differences.Add($"visits_table: {actualVisits.Count} rows, expected {expectedVisits.Count}");
-        foreach (var (name, open) in new[] { ("pending_sessions", (Func<string, SessionTable>)SessionTable.Pending), ("sessions", SessionTable.Completed) })
+        foreach (var (name, open) in new[] { ("pending_sessions", (Func<string, SessionTable>)(b => SessionTable.Pending(b))), ("sessions", b => SessionTable.Completed(b)) })
         {
             var expected = await SortedRowsAsync(open(reference));
             var actual = await SortedRowsAsync(open(crashed));

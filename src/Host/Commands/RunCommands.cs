@@ -60,14 +60,17 @@ public static class RunCommands
         var available = visits.Delta.LatestVersion();
         var state = CoordinatorState.Initial;
         var stateDirectory = SessionizationConfig.StateDirectory(context.BaseDirectory);
-        if (!SessionizationConfig.IsSqlite(context.Config) || File.Exists(Path.Combine(stateDirectory, "journal.db")))
+        // Status creates no tables: a base directory without them has no pipeline yet, and so no state.
+        var pipeline = Pipelines.Resolve(context.BaseDirectory, create: false);
+        if (pipeline is not null && (!SessionizationConfig.IsSqlite(context.Config) || File.Exists(Path.Combine(stateDirectory, "journal.db"))))
         {
-            await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
+            await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, pipeline, cancellationToken);
             state = await runtime.GetStateAsync(cancellationToken);
         }
 
         var o = context.Output;
         o.WriteLine($"base directory:         {context.BaseDirectory}");
+        o.WriteLine($"pipeline:               {pipeline?.PipelineId ?? "none yet (no output tables)"}");
         if (state.LastCommitted is { } last)
         {
             var pending = (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
@@ -88,7 +91,9 @@ public static class RunCommands
         o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
         if (state.RewindingTo is { } rewinding)
             o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
-        return 0;
+        var disagreement = StateAgreement.Check(state, OutputTables.Batches(context.BaseDirectory));
+        o.WriteLine($"state and tables:       {disagreement ?? "agree"}");
+        return disagreement is null ? 0 : 1;
     }
 
     private static string Show(long? version) => version?.ToString(CultureInfo.InvariantCulture) ?? "none (no visits_table)";

@@ -114,11 +114,11 @@ public static class SessionizationConfig
     /// The user session state store on the configured provider: its own SQLite file beside the coordinator's
     /// (<c>state/users.db</c>), or a table in the PostgreSQL database.
     /// </summary>
-    public static UserStateStore OpenUserStateStore(Config config)
+    public static UserStateStore OpenUserStateStore(Config config, string pipelineId)
     {
         if (!IsSqlite(config))
-            return UserStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"));
-        return UserStateStore.Sqlite(UserStatePath(config), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)));
+            return UserStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"), pipelineId);
+        return UserStateStore.Sqlite(UserStatePath(config), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)), pipelineId);
     }
 
     public const string UserStateFile = "users.db";

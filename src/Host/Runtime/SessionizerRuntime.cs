@@ -35,12 +35,24 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 
     public ActorSystem System { get; }
 
+    /// <summary>
+    /// Starts the actor system for the base directory's pipeline (see <see cref="Pipelines"/>); a base directory
+    /// without output tables gets a new pipeline and its empty tables first.
+    /// </summary>
     public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, CancellationToken cancellationToken)
     {
+        var pipeline = Pipelines.Resolve(settings.BaseDirectory, create: true)!;
+        return await StartAsync(config, settings with { Pipeline = pipeline }, pipeline, cancellationToken);
+    }
+
+    /// <summary>Starts the actor system for <paramref name="pipeline"/>, whose tables exist.</summary>
+    public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, PipelineIdentity pipeline, CancellationToken cancellationToken)
+    {
+        settings = settings with { Pipeline = pipeline };
         if (SessionizationConfig.IsSqlite(config))
             PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
 
-        var store = OpenStore(config);
+        var store = OpenStore(config, pipeline.PipelineId);
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
@@ -50,7 +62,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             akka.WithActors((system, registry) =>
             {
                 var users = system.ActorOf(UserSessions.Props(store), "user-sessions");
-                var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory), "session-sink");
+                var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
                 registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id));
             });
         });
@@ -96,11 +108,11 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         }
     }
 
-    private static UserStateStore OpenStore(Config config)
+    private static UserStateStore OpenStore(Config config, string pipelineId)
     {
         try
         {
-            return SessionizationConfig.OpenUserStateStore(config);
+            return SessionizationConfig.OpenUserStateStore(config, pipelineId);
         }
         catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
         {

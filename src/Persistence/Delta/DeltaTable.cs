@@ -6,13 +6,18 @@ using Parquet.Serialization;
 
 namespace Sessionization.Persistence.Delta;
 
-/// <summary>The state of a Delta table at one version: protocol, metadata, live data files and transaction ids.</summary>
+/// <summary>
+/// The state of a Delta table at one version: protocol, metadata, live data files, transaction ids (with when each
+/// was last updated) and the tombstones of files removed but perhaps still read by time travel.
+/// </summary>
 public sealed record DeltaSnapshot(
     long Version,
     ProtocolAction Protocol,
     MetadataAction Metadata,
     IReadOnlyList<AddFile> Files,
-    IReadOnlyDictionary<string, long> Transactions);
+    IReadOnlyDictionary<string, long> Transactions,
+    IReadOnlyDictionary<string, long?> TransactionTimes,
+    IReadOnlyList<RemoveFile> Tombstones);
 
 /// <summary>
 /// A Delta Lake table on the local file system: reads its log (JSON commits and Parquet checkpoints) and
@@ -21,6 +26,9 @@ public sealed record DeltaSnapshot(
 /// </summary>
 public sealed partial class DeltaTable(string root, string? displayName = null)
 {
+    /// <summary>Delta's default: a checkpoint after every 10th commit.</summary>
+    public const int DefaultCheckpointInterval = 10;
+
     /// <summary>Reader features this reader handles; any other is refused by name.</summary>
     private static readonly HashSet<string> SupportedReaderFeatures = ["vacuumProtocolCheck", "timestampNtz"];
 
@@ -31,6 +39,9 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
     public string LogDirectory => Path.Combine(Root, "_delta_log");
 
     public bool Exists => LatestVersion() is not null;
+
+    /// <summary>A checkpoint is written after each commit whose version is a multiple of this; 0 writes none.</summary>
+    public int CheckpointInterval { get; init; } = DefaultCheckpointInterval;
 
     public static string CommitFileName(long version) => version.ToString("D20", CultureInfo.InvariantCulture) + ".json";
 
@@ -148,7 +159,9 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
         ProtocolAction? protocol = null;
         MetadataAction? metadata = null;
         var files = new Dictionary<string, AddFile>(StringComparer.Ordinal);
+        var tombstones = new Dictionary<string, RemoveFile>(StringComparer.Ordinal);
         var txns = new Dictionary<string, long>(StringComparer.Ordinal);
+        var txnTimes = new Dictionary<string, long?>(StringComparer.Ordinal);
 
         void Fold(DeltaAction action)
         {
@@ -163,12 +176,15 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
                     break;
                 case AddFile a:
                     files[a.Path] = a;
+                    tombstones.Remove(a.Path);
                     break;
                 case RemoveFile r:
                     files.Remove(r.Path);
+                    tombstones[r.Path] = r;
                     break;
                 case TxnAction t:
                     txns[t.AppId] = t.Version;
+                    txnTimes[t.AppId] = t.LastUpdated;
                     break;
             }
         }
@@ -183,7 +199,7 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
             throw new DeltaTableException($"{Name}: version {target} has no {(protocol is null ? "protocol" : "metaData")} action");
         EnsureReadable(protocol, metadata);
         var ordered = files.Values.OrderBy(f => f.ModificationTime).ThenBy(f => f.Path, StringComparer.Ordinal).ToList();
-        return new DeltaSnapshot(target, protocol, metadata, ordered, txns);
+        return new DeltaSnapshot(target, protocol, metadata, ordered, txns, txnTimes, [.. tombstones.Values.OrderBy(t => t.Path, StringComparer.Ordinal)]);
     }
 
     private static bool Contiguous(HashSet<long> commits, long from, long to)
@@ -248,8 +264,9 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
     /// whole or not at all: it is written and flushed under a temporary name, then linked into place
     /// with a no-replace move, which fails if another writer took the version first.
     /// </summary>
-    public void Commit(long version, IEnumerable<DeltaAction> actions)
+    public void Commit(long version, IEnumerable<DeltaAction> commitActions)
     {
+        var actions = commitActions.ToList();
         Directory.CreateDirectory(LogDirectory);
         var bytes = DeltaJson.WriteCommit(actions);
         var target = CommitPath(version);
@@ -270,6 +287,27 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
             if (File.Exists(temp))
                 File.Delete(temp);
         }
+
+        // Readers without in-commit timestamps take a commit's time from its file: keep the two the same.
+        var timestamp = actions.OfType<CommitInfoAction>().Select(c => c.Content["timestamp"]?.GetValue<long>()).FirstOrDefault();
+        if (timestamp is { } millis)
+            File.SetLastWriteTimeUtc(target, DateTimeOffset.FromUnixTimeMilliseconds(millis).UtcDateTime);
+        if (CheckpointInterval > 0 && version > 0 && version % CheckpointInterval == 0)
+            DeltaCheckpoint.Write(this, LoadSnapshot(version), timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+    }
+
+    /// <summary>
+    /// The timestamp for the commit after <paramref name="latest"/>: the wall clock, but never at or before the
+    /// latest commit's, since readers resolve <c>TIMESTAMP AS OF</c> by commit time.
+    /// </summary>
+    public long NextCommitTimestamp(long? latest)
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (latest is not { } version || !File.Exists(CommitPath(version)))
+            return now;
+        var previous = ReadCommit(version).OfType<CommitInfoAction>().Select(c => c.Content["timestamp"]?.GetValue<long>()).FirstOrDefault()
+            ?? new DateTimeOffset(File.GetLastWriteTimeUtc(CommitPath(version))).ToUnixTimeMilliseconds();
+        return Math.Max(now, previous + 1);
     }
 
     /// <summary>

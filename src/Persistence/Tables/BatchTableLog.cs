@@ -1,16 +1,131 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Sessionization.Domain;
 using Sessionization.Persistence.Delta;
+using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
+
+/// <summary>
+/// Whose tables these are: the pipeline (one base directory's tables and the state that goes with them) and the
+/// visits table it reads. Both are written into the output tables' <c>metaData.configuration</c>, so the state can
+/// be checked against the tables at start-up and an outside reader can see where a table came from.
+/// </summary>
+public sealed record PipelineIdentity(string PipelineId, string SourceTableId)
+{
+    public const string PipelineKey = "sessionization.pipelineId";
+    public const string SourceKey = "sessionization.sourceTableId";
+
+    public IReadOnlyDictionary<string, string> Configuration => new Dictionary<string, string>
+    {
+        [PipelineKey] = PipelineId,
+        [SourceKey] = SourceTableId,
+    };
+
+    /// <summary>The identity a table's metadata records, or null for a table without one.</summary>
+    public static PipelineIdentity? Of(MetadataAction metadata) =>
+        metadata.Configuration.TryGetValue(PipelineKey, out var pipeline)
+            ? new PipelineIdentity(pipeline, metadata.Configuration.GetValueOrDefault(SourceKey) ?? "")
+            : null;
+}
+
+/// <summary>Where a batch came from, recorded in its commits so that a reader (or a restart) can tell which visits made it.</summary>
+public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits)
+{
+    public JsonObject ToJson() => new()
+    {
+        ["batch"] = Batch,
+        ["fromVersion"] = From.Version,
+        ["fromFileIndex"] = From.FileIndex,
+        ["toVersion"] = To.Version,
+        ["toFileIndex"] = To.FileIndex,
+        ["lastVersion"] = LastVersion,
+        ["visits"] = Visits,
+    };
+}
+
+/// <summary>One batch's data file for a table: its row count, statistics, how to write it and its timestamp values.</summary>
+public sealed record BatchFile(int RowCount, FileStats Stats, Func<Stream, Task> Write, IReadOnlyList<TimestampValues> Timestamps);
+
+/// <summary>
+/// The Delta per-file statistics of a data file: row count, and min, max and null count of its long and timestamp
+/// columns. Timestamps are written at millisecond precision as Delta specifies (the minimum truncated down, the
+/// maximum truncated down too: readers widen a maximum by a millisecond), so no reader skips a file it needs.
+/// </summary>
+public sealed class FileStats(long rows)
+{
+    private readonly JsonObject _min = [];
+    private readonly JsonObject _max = [];
+    private readonly JsonObject _nulls = [];
+
+    public FileStats Long(string column, IEnumerable<long?> values)
+    {
+        long? min = null, max = null;
+        var nulls = 0L;
+        foreach (var value in values)
+        {
+            if (value is not { } v)
+            {
+                nulls++;
+                continue;
+            }
+
+            min = min is { } m && m <= v ? m : v;
+            max = max is { } x && x >= v ? x : v;
+        }
+
+        if (min is not null)
+        {
+            _min[column] = min;
+            _max[column] = max;
+        }
+
+        _nulls[column] = nulls;
+        return this;
+    }
+
+    public FileStats Timestamp(string column, IEnumerable<long?> micros)
+    {
+        var probe = new FileStats(rows).Long(column, micros);
+        if (probe._min[column] is { } min)
+        {
+            _min[column] = Millis(min.GetValue<long>());
+            _max[column] = Millis(probe._max[column]!.GetValue<long>());
+        }
+
+        _nulls[column] = probe._nulls[column]!.GetValue<long>();
+        return this;
+    }
+
+    public FileStats Strings(string column, IEnumerable<string?> values)
+    {
+        _nulls[column] = values.LongCount(v => v is null);
+        return this;
+    }
+
+    public string ToJson() => new JsonObject
+    {
+        ["numRecords"] = rows,
+        ["minValues"] = _min.DeepClone(),
+        ["maxValues"] = _max.DeepClone(),
+        ["nullCount"] = _nulls.DeepClone(),
+    }.ToJsonString();
+
+    private static string Millis(long micros)
+    {
+        var floored = micros - (((micros % 1000) + 1000) % 1000);
+        return Timestamps.ToDateTime(floored).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    }
+}
 
 /// <summary>
 /// The commit discipline shared by the sessionizer's output tables: one commit per batch, carrying a
 /// <c>txn</c> action (app id + batch number) so that a batch written again after a crash is recognised and
 /// skipped, and a rewind that removes every batch from a given one on, carrying the batch before it.
-/// Each data file holds one batch and says which in its <c>batch_number</c> statistics.
+/// Each data file holds one batch and says which in its <c>batch_number</c> statistics. Commit timestamps are the
+/// wall clock, never going back (see <see cref="DeltaTable.NextCommitTimestamp"/>); data files do not depend on them.
 /// </summary>
-public sealed class BatchTableLog(DeltaTable delta, Delta.DeltaSchema schema)
+public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
 {
     public const string AppId = "sessionization";
 
@@ -19,33 +134,62 @@ public sealed class BatchTableLog(DeltaTable delta, Delta.DeltaSchema schema)
     /// <summary>The last batch this table holds (after a rewind, the batch before the rewind point), or null.</summary>
     public long? LastCommittedBatch() => Delta.Exists ? Delta.LatestTransaction(AppId) : null;
 
+    /// <summary>The pipeline the table belongs to, or null when the table does not exist or records none.</summary>
+    public PipelineIdentity? Pipeline() => Delta.Exists ? PipelineIdentity.Of(Delta.LoadSnapshot().Metadata) : null;
+
+    /// <summary>Creates the empty table for <paramref name="pipeline"/> unless it exists; returns false when it did.</summary>
+    public bool EnsureCreated(PipelineIdentity pipeline)
+    {
+        if (Delta.Exists)
+            return false;
+        var time = Delta.NextCommitTimestamp(null);
+        try
+        {
+            Delta.Commit(0, [
+                ProtocolAction.AppendOnlyDefault,
+                Metadata(pipeline, time),
+                CommitInfo(time, "CREATE TABLE", new JsonObject { ["isManaged"] = "false" }, 0, 0, null)]);
+            return true;
+        }
+        catch (DeltaConcurrentCommitException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
-    /// Commits batch <paramref name="batch"/> unless the table already holds it. <paramref name="writeFile"/> writes
-    /// the batch's data file, if it has rows. Returns false for a batch that was already there.
+    /// Commits batch <paramref name="batch"/> unless the table already holds it: its data file (when
+    /// <paramref name="file"/> has rows), the <c>txn</c> and a commitInfo that records the batch's provenance.
+    /// The file's name is derived from the batch, the version it is committed as and its bytes, so a replay
+    /// writes the same file and a batch written again after a rewind never reuses a name older versions hold.
+    /// Returns false for a batch that was already there.
     /// </summary>
-    public async Task<bool> CommitBatchAsync(long batch, int rowCount, string minMaxStats, Func<string, Task<long>>? writeFile, long commitTimeMillis)
+    public async Task<bool> CommitBatchAsync(long batch, BatchFile? file, PipelineIdentity pipeline, BatchProvenance? provenance)
     {
         if (LastCommittedBatch() >= batch)
             return false;
         var latest = Delta.LatestVersion();
+        var version = (latest ?? -1) + 1;
+        var time = Delta.NextCommitTimestamp(latest);
         var actions = new List<DeltaAction>();
         if (latest is null)
         {
             actions.Add(ProtocolAction.AppendOnlyDefault);
-            actions.Add(new MetadataAction(DeterministicId(), schema.ToJson(), [], new Dictionary<string, string>(), commitTimeMillis));
+            actions.Add(Metadata(pipeline, time));
         }
 
-        if (rowCount > 0 && writeFile is not null)
+        var rows = 0;
+        if (file is { RowCount: > 0 })
         {
-            var fileName = ParquetFiles.DeterministicName(Delta.Name, batch);
-            var size = await writeFile(Path.Combine(Delta.Root, fileName));
-            var stats = $"{{\"numRecords\":{rowCount.ToString(CultureInfo.InvariantCulture)},{minMaxStats}}}";
-            actions.Add(new AddFile(fileName, new Dictionary<string, string?>(), size, commitTimeMillis, true, stats, false));
+            var written = await ParquetFiles.WriteAsync(
+                Delta.Root, file.Write, file.Timestamps, hash => ParquetFiles.ContentName(Delta.Name, batch, version, hash));
+            actions.Add(new AddFile(written.Name, new Dictionary<string, string?>(), written.Size, time, true, file.Stats.ToJson(), false));
+            rows = file.RowCount;
         }
 
-        actions.Add(new TxnAction(AppId, batch, commitTimeMillis));
-        actions.Add(CommitInfo(commitTimeMillis, "WRITE", new JsonObject { ["mode"] = "Append", ["batch"] = Text(batch) }, rowCount > 0 ? 1 : 0, rowCount));
-        Delta.Commit((latest ?? -1) + 1, actions);
+        actions.Add(new TxnAction(AppId, batch, time));
+        actions.Add(CommitInfo(time, "WRITE", new JsonObject { ["mode"] = "Append", ["batch"] = Text(batch) }, rows > 0 ? 1 : 0, rows, provenance?.ToJson()));
+        Delta.Commit(version, actions);
         return true;
     }
 
@@ -53,17 +197,18 @@ public sealed class BatchTableLog(DeltaTable delta, Delta.DeltaSchema schema)
     /// Takes back batch <paramref name="batch"/> and every later one: one commit removes their data files, so
     /// readers see the table as it was before them. Returns false when there was nothing to take back.
     /// </summary>
-    public bool RewindTo(long batch, long commitTimeMillis)
+    public bool RewindTo(long batch)
     {
         if (!Delta.Exists || !(LastCommittedBatch() >= batch))
             return false;
         var snapshot = Delta.LoadSnapshot();
+        var time = Delta.NextCommitTimestamp(snapshot.Version);
         var removes = snapshot.Files.Where(f => BatchOf(f) >= batch)
-            .Select(f => (DeltaAction)new RemoveFile(f.Path, commitTimeMillis, true)).ToList();
+            .Select(f => (DeltaAction)new RemoveFile(f.Path, time, true)).ToList();
         var actions = new List<DeltaAction>(removes)
         {
-            new TxnAction(AppId, batch - 1, commitTimeMillis),
-            CommitInfo(commitTimeMillis, "DELETE", new JsonObject { ["predicate"] = $"batch_number >= {Text(batch)}" }, removes.Count, 0),
+            new TxnAction(AppId, batch - 1, time),
+            CommitInfo(time, "DELETE", new JsonObject { ["predicate"] = $"batch_number >= {Text(batch)}" }, removes.Count, 0, null),
         };
         Delta.Commit(snapshot.Version + 1, actions);
         return true;
@@ -77,18 +222,25 @@ public sealed class BatchTableLog(DeltaTable delta, Delta.DeltaSchema schema)
             ?? throw new DeltaTableException($"{Delta.Name}/{file.Path}: no batch_number statistics; not written by the sessionizer");
     }
 
-    private static CommitInfoAction CommitInfo(long time, string operation, JsonObject parameters, int files, int rows) => new(new JsonObject
-    {
-        ["timestamp"] = time,
-        ["operation"] = operation,
-        ["operationParameters"] = parameters,
-        ["isBlindAppend"] = operation == "WRITE",
-        ["operationMetrics"] = new JsonObject { ["numFiles"] = Text(files), ["numOutputRows"] = Text(rows) },
-        ["engineInfo"] = EngineInfo.Name,
-    });
+    // Each table gets its own random id, as Delta intends: the id is what tells one table from a copy of another.
+    private MetadataAction Metadata(PipelineIdentity pipeline, long time) =>
+        new(Guid.NewGuid().ToString(), schema.ToJson(), [], pipeline.Configuration, time);
 
-    private string DeterministicId() =>
-        new Guid(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Delta.Name)).AsSpan(0, 16)).ToString();
+    private static CommitInfoAction CommitInfo(long time, string operation, JsonObject parameters, int files, int rows, JsonObject? provenance)
+    {
+        var info = new JsonObject
+        {
+            ["timestamp"] = time,
+            ["operation"] = operation,
+            ["operationParameters"] = parameters,
+            ["isBlindAppend"] = operation == "WRITE",
+            ["operationMetrics"] = new JsonObject { ["numFiles"] = Text(files), ["numOutputRows"] = Text(rows) },
+            ["engineInfo"] = EngineInfo.Name,
+        };
+        if (provenance is not null)
+            info["sessionization"] = provenance;
+        return new CommitInfoAction(info);
+    }
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -2,6 +2,7 @@ using Parquet;
 using Parquet.Schema;
 using Sessionization.Domain;
 using Sessionization.Persistence.Delta;
+using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
 
@@ -33,10 +34,10 @@ public sealed class QuarantineTable
 
     private readonly ParquetSchema _schema;
 
-    private QuarantineTable(string path)
+    private QuarantineTable(string path, int checkpointInterval)
     {
         _schema = new ParquetSchema(_columns);
-        Delta = new DeltaTable(path, DirectoryName);
+        Delta = new DeltaTable(path, DirectoryName) { CheckpointInterval = checkpointInterval };
         Schema = new DeltaSchema([
             new DeltaField("batch_number", "long", false),
             new DeltaField("source_file", "string", false),
@@ -55,15 +56,25 @@ public sealed class QuarantineTable
 
     public BatchTableLog Log { get; }
 
-    public static QuarantineTable In(string baseDirectory) => new(Path.Combine(baseDirectory, DirectoryName));
+    public static QuarantineTable In(string baseDirectory, int checkpointInterval = DeltaTable.DefaultCheckpointInterval) =>
+        new(Path.Combine(baseDirectory, DirectoryName), checkpointInterval);
 
     /// <summary>Commits the batch's quarantined rows; a batch without any writes nothing.</summary>
-    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedRow> rows, long commitTimeMillis)
+    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedRow> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null)
     {
         if (rows.Count == 0)
             return Task.FromResult(false);
-        var stats = FormattableString.Invariant($"\"minValues\":{{\"batch_number\":{batch}}},\"maxValues\":{{\"batch_number\":{batch}}},\"nullCount\":{{\"batch_number\":0}}");
-        return Log.CommitBatchAsync(batch, rows.Count, stats, path => ParquetFiles.WriteAtomicallyAsync(path, s => WriteFileAsync(s, rows)), commitTimeMillis);
+        var stats = new FileStats(rows.Count)
+            .Long("batch_number", rows.Select(r => (long?)r.BatchNumber))
+            .Strings("source_file", rows.Select(r => r.SourceFile))
+            .Long("row", rows.Select(r => r.Row))
+            .Long("user_id", rows.Select(r => r.UserId))
+            .Timestamp("visit_time", rows.Select(r => r.VisitTimeMicros))
+            .Strings("page", rows.Select(r => r.Page))
+            .Strings("reason", rows.Select(r => r.Reason));
+        var times = new TimestampValues(
+            "visit_time", [.. rows.Select(r => r.VisitTimeMicros ?? 0)], [.. rows.Select(r => r.VisitTimeMicros is null)]);
+        return Log.CommitBatchAsync(batch, new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows), [times]), pipeline, provenance);
     }
 
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<QuarantinedRow> rows)
@@ -79,14 +90,16 @@ public sealed class QuarantineTable
         await group.WriteAsync(_columns[6], rows.Select(r => r.Reason).ToArray());
     }
 
-    public async Task<List<QuarantinedRow>> ReadAllAsync()
+    /// <summary>Every row of the table at its latest version, or at <paramref name="version"/> (time travel).</summary>
+    public async Task<List<QuarantinedRow>> ReadAllAsync(long? version = null)
     {
         if (!Delta.Exists)
             return [];
         var rows = new List<QuarantinedRow>();
-        foreach (var file in Delta.LoadSnapshot().Files)
+        foreach (var file in Delta.LoadSnapshot(version).Files)
         {
-            await using var reader = await ParquetReader.CreateAsync(Delta.DataFilePath(file.Path));
+            await using var stream = ParquetFiles.OpenLogged(Delta.Name, Delta.DataFilePath(file.Path), file.Size);
+            await using var reader = await ParquetReader.CreateAsync(stream);
             DataField Field(string name) => reader.Schema.DataFields.First(f => f.Name == name);
             for (var g = 0; g < reader.RowGroupCount; g++)
             {

@@ -3,6 +3,7 @@ using Parquet;
 using Parquet.Schema;
 using Sessionization.Domain;
 using Sessionization.Persistence.Delta;
+using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
 
@@ -26,9 +27,9 @@ public sealed class SessionTable
     private readonly DataField[] _columns;
     private readonly ParquetSchema _schema;
 
-    private SessionTable(string path, bool pending)
+    private SessionTable(string path, bool pending, int checkpointInterval)
     {
-        Delta = new DeltaTable(path, pending ? PendingDirectoryName : CompletedDirectoryName);
+        Delta = new DeltaTable(path, pending ? PendingDirectoryName : CompletedDirectoryName) { CheckpointInterval = checkpointInterval };
         // Parquet.Net binds a field to one schema, so each table builds its own.
         DataField userId = new DataField<long>("user_id", false);
         DataField pages = new DataField<string>("concatenated_pages", false);
@@ -49,9 +50,11 @@ public sealed class SessionTable
 
     public string Name => Delta.Name;
 
-    public static SessionTable Pending(string baseDirectory) => new(Path.Combine(baseDirectory, PendingDirectoryName), true);
+    public static SessionTable Pending(string baseDirectory, int checkpointInterval = DeltaTable.DefaultCheckpointInterval) =>
+        new(Path.Combine(baseDirectory, PendingDirectoryName), true, checkpointInterval);
 
-    public static SessionTable Completed(string baseDirectory) => new(Path.Combine(baseDirectory, CompletedDirectoryName), false);
+    public static SessionTable Completed(string baseDirectory, int checkpointInterval = DeltaTable.DefaultCheckpointInterval) =>
+        new(Path.Combine(baseDirectory, CompletedDirectoryName), false, checkpointInterval);
 
     public BatchTableLog Log { get; }
 
@@ -60,20 +63,27 @@ public sealed class SessionTable
 
     /// <summary>
     /// Commits <paramref name="rows"/> as batch <paramref name="batch"/>, unless that batch is already in the
-    /// table. Returns false when it was (a replay). <paramref name="commitTimeMillis"/> is the batch's own
-    /// time, so that the same input always produces the same bytes.
+    /// table. Returns false when it was (a replay). The data file depends on the rows alone, so the same input
+    /// always produces the same bytes.
     /// </summary>
-    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<SessionRow> rows, long commitTimeMillis, CancellationToken cancellationToken = default)
+    public Task<bool> CommitBatchAsync(
+        long batch, IReadOnlyList<SessionRow> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null, CancellationToken cancellationToken = default)
     {
-        var stats = rows.Count == 0
-            ? ""
-            : FormattableString.Invariant($"\"minValues\":{{\"user_id\":{rows.Min(r => r.UserId)},\"batch_number\":{batch}}},\"maxValues\":{{\"user_id\":{rows.Max(r => r.UserId)},\"batch_number\":{batch}}},\"nullCount\":{{\"user_id\":0,\"batch_number\":0}}");
-        return Log.CommitBatchAsync(
-            batch, rows.Count, stats, path => ParquetFiles.WriteAtomicallyAsync(path, s => WriteFileAsync(s, rows, cancellationToken)), commitTimeMillis);
+        var stats = new FileStats(rows.Count)
+            .Long("user_id", rows.Select(r => (long?)r.UserId))
+            .Strings("concatenated_pages", rows.Select(r => r.ConcatenatedPages))
+            .Long("batch_number", rows.Select(r => (long?)r.BatchNumber))
+            .Timestamp("start_time", rows.Select(r => (long?)r.StartTimeMicros))
+            .Timestamp("end_time", rows.Select(r => (long?)r.EndTimeMicros))
+            .Long("visit_count", rows.Select(r => (long?)r.VisitCount));
+        var file = new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows, cancellationToken), [
+            new TimestampValues("start_time", [.. rows.Select(r => r.StartTimeMicros)], null),
+            new TimestampValues("end_time", [.. rows.Select(r => r.EndTimeMicros)], null)]);
+        return Log.CommitBatchAsync(batch, file, pipeline, provenance);
     }
 
     /// <summary>Takes back batch <paramref name="batch"/> and all later ones (see <see cref="BatchTableLog.RewindTo"/>).</summary>
-    public bool RewindTo(long batch, long commitTimeMillis) => Log.RewindTo(batch, commitTimeMillis);
+    public bool RewindTo(long batch) => Log.RewindTo(batch);
 
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRow> rows, CancellationToken cancellationToken)
     {
@@ -105,14 +115,14 @@ public sealed class SessionTable
         }
     }
 
-    /// <summary>Every row of the table at its latest version.</summary>
-    public async Task<List<SessionRow>> ReadAllAsync(CancellationToken cancellationToken = default)
+    /// <summary>Every row of the table at its latest version, or at <paramref name="version"/> (time travel).</summary>
+    public async Task<List<SessionRow>> ReadAllAsync(long? version = null, CancellationToken cancellationToken = default)
     {
         if (!Delta.Exists)
             return [];
         var rows = new List<SessionRow>();
-        foreach (var file in Delta.LoadSnapshot().Files)
-            rows.AddRange(await ReadFileAsync(Delta.DataFilePath(file.Path), cancellationToken));
+        foreach (var file in Delta.LoadSnapshot(version).Files)
+            rows.AddRange(await ReadFileAsync(file.Path, file.Size, cancellationToken));
         return rows;
     }
 
@@ -142,16 +152,18 @@ public sealed class SessionTable
                 break;
             var rows = new List<SessionRow>();
             foreach (var add in actions.OfType<AddFile>())
-                rows.AddRange(await ReadFileAsync(Delta.DataFilePath(add.Path), cancellationToken));
+                rows.AddRange(await ReadFileAsync(add.Path, add.Size, cancellationToken));
             return rows;
         }
 
         return [];
     }
 
-    private async Task<List<SessionRow>> ReadFileAsync(string path, CancellationToken cancellationToken)
+    private async Task<List<SessionRow>> ReadFileAsync(string logPath, long loggedSize, CancellationToken cancellationToken)
     {
-        await using var reader = await ParquetReader.CreateAsync(path, cancellationToken: cancellationToken);
+        var path = Delta.DataFilePath(logPath);
+        await using var stream = ParquetFiles.OpenLogged(Name, path, loggedSize);
+        await using var reader = await ParquetReader.CreateAsync(stream, cancellationToken: cancellationToken);
         DataField Field(string name) => reader.Schema.DataFields.FirstOrDefault(f => f.Name == name)
             ?? throw new DeltaTableException($"{Name}/{Path.GetFileName(path)}: has no column '{name}'");
         var rows = new List<SessionRow>();

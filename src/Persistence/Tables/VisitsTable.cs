@@ -3,6 +3,7 @@ using Parquet;
 using Parquet.Schema;
 using Sessionization.Domain;
 using Sessionization.Persistence.Delta;
+using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
 
@@ -35,14 +36,15 @@ public sealed class VisitsTable(string path)
     /// <summary>Appends <paramref name="visits"/> as one commit, creating the table on first use. Returns the committed version.</summary>
     public async Task<long> AppendAsync(IReadOnlyList<Visit> visits, string operation)
     {
-        var fileName = ParquetFiles.RandomName();
-        var size = await ParquetFiles.WriteAtomicallyAsync(Path.Combine(Delta.Root, fileName), s => WriteFileAsync(s, visits));
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // Appenders may run side by side, so the name is random rather than derived from a version.
+        var times = new TimestampValues("visit_time", [.. visits.Select(v => v.VisitTimeMicros)]);
+        var (fileName, size) = await ParquetFiles.WriteAsync(Delta.Root, s => WriteFileAsync(s, visits), [times], _ => ParquetFiles.RandomName());
         // Blind appends commute, so losing a race only means trying the next version.
         for (var attempt = 0; ; attempt++)
         {
             var latest = Delta.LatestVersion();
             var version = (latest ?? -1) + 1;
+            var now = Delta.NextCommitTimestamp(latest);
             var actions = new List<DeltaAction>();
             if (latest is null)
             {
@@ -90,26 +92,11 @@ public sealed class VisitsTable(string path)
             throw new DeltaUnsupportedException($"{Delta.Name}: partitioned visits tables are not supported (partitioned by {string.Join(", ", snapshot.Metadata.PartitionColumns)})");
     }
 
-    private static string Stats(IReadOnlyList<Visit> visits)
-    {
-        var stats = new JsonObject { ["numRecords"] = visits.Count };
-        if (visits.Count > 0)
-        {
-            stats["minValues"] = new JsonObject
-            {
-                ["user_id"] = visits.Min(v => v.UserId),
-                ["visit_time"] = Timestamps.ToIsoString(visits.Min(v => v.VisitTimeMicros)),
-            };
-            stats["maxValues"] = new JsonObject
-            {
-                ["user_id"] = visits.Max(v => v.UserId),
-                ["visit_time"] = Timestamps.ToIsoString(visits.Max(v => v.VisitTimeMicros)),
-            };
-            stats["nullCount"] = new JsonObject { ["user_id"] = 0, ["visit_time"] = 0, ["page"] = 0 };
-        }
-
-        return stats.ToJsonString();
-    }
+    private static string Stats(IReadOnlyList<Visit> visits) => new FileStats(visits.Count)
+        .Long("user_id", visits.Select(v => (long?)v.UserId))
+        .Timestamp("visit_time", visits.Select(v => (long?)v.VisitTimeMicros))
+        .Strings("page", visits.Select(v => v.Page))
+        .ToJson();
 
     public static async Task WriteFileAsync(Stream stream, IReadOnlyList<Visit> visits)
     {
@@ -246,6 +233,9 @@ public sealed class VisitsTable(string path)
                 rowBase += n;
             }
 
+            // Checked after reading, so that a file that cannot be read or holds nulls is reported as such.
+            if (file.Size > 0 && stream.Length != file.Size)
+                throw new BadVisitsException($"{name}: the file has {stream.Length} bytes but commit {file.Version} records {file.Size}; it was rewritten after it was committed");
             return visits;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException

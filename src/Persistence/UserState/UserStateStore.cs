@@ -58,11 +58,13 @@ public sealed class UserStateStore : IUserStateStore
     private readonly Func<DbConnection> _connect;
     private readonly bool _sqlite;
     private readonly Task _writer;
+    private readonly string _table;
 
-    private UserStateStore(Func<DbConnection> connect, bool sqlite, string schema)
+    private UserStateStore(Func<DbConnection> connect, bool sqlite, string table, string schema)
     {
         _connect = connect;
         _sqlite = sqlite;
+        _table = table;
         using (var connection = Open())
         using (var command = connection.CreateCommand())
         {
@@ -74,27 +76,40 @@ public sealed class UserStateStore : IUserStateStore
     }
 
     /// <summary>An SQLite file of its own (WAL, synchronous=FULL), so its writer never waits for the coordinator's.</summary>
-    public static UserStateStore Sqlite(string path, TimeSpan busyTimeout)
+    public static UserStateStore Sqlite(string path, TimeSpan busyTimeout, string? pipelineId = null)
     {
+        var table = TableFor(pipelineId);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = (int)Math.Ceiling(busyTimeout.TotalSeconds) }.ToString();
         return new UserStateStore(
             () => new SqliteConnection(connectionString),
             sqlite: true,
-            """
+            table,
+            $"""
             PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS user_states (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, users INTEGER NOT NULL, states BLOB NOT NULL);
-            CREATE INDEX IF NOT EXISTS user_states_by_batch ON user_states (batch, id);
+            CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, users INTEGER NOT NULL, states BLOB NOT NULL);
+            CREATE INDEX IF NOT EXISTS {table}_by_batch ON {table} (batch, id);
             """);
     }
 
     /// <summary>A table in the PostgreSQL database that also holds the coordinator's journal.</summary>
-    public static UserStateStore PostgreSql(string connectionString) =>
-        new(
+    public static UserStateStore PostgreSql(string connectionString, string? pipelineId = null)
+    {
+        var table = TableFor(pipelineId);
+        return new(
             () => new NpgsqlConnection(connectionString),
             sqlite: false,
-            "CREATE TABLE IF NOT EXISTS user_states (id BIGSERIAL PRIMARY KEY, batch BIGINT NOT NULL, users INTEGER NOT NULL, states BYTEA NOT NULL); " +
-            "CREATE INDEX IF NOT EXISTS user_states_by_batch ON user_states (batch, id)");
+            table,
+            $"CREATE TABLE IF NOT EXISTS {table} (id BIGSERIAL PRIMARY KEY, batch BIGINT NOT NULL, users INTEGER NOT NULL, states BYTEA NOT NULL); " +
+            $"CREATE INDEX IF NOT EXISTS {table}_by_batch ON {table} (batch, id)");
+    }
+
+    /// <summary>
+    /// Each pipeline keeps its states in a table of its own, so several base directories can share one database
+    /// without seeing each other's users.
+    /// </summary>
+    public static string TableFor(string? pipelineId) =>
+        pipelineId is null ? "user_states" : "user_states_" + Guid.Parse(pipelineId).ToString("N");
 
     public void Save(long batch, long userId, byte[] state)
     {
@@ -130,11 +145,11 @@ public sealed class UserStateStore : IUserStateStore
     }
 
     /// <summary>Reads the chunks of batches <paramref name="from"/>..<paramref name="to"/> in save order, so a later save of a user's state wins.</summary>
-    private static async Task ReadChunksAsync(DbConnection connection, DbTransaction? transaction, long from, long to, Action<long, long, ReadOnlyMemory<byte>> onState, CancellationToken cancellationToken = default)
+    private async Task ReadChunksAsync(DbConnection connection, DbTransaction? transaction, long from, long to, Action<long, long, ReadOnlyMemory<byte>> onState, CancellationToken cancellationToken = default)
     {
         await using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = "SELECT batch, states FROM user_states WHERE batch >= @from AND batch <= @to ORDER BY batch, id";
+        command.CommandText = $"SELECT batch, states FROM {_table} WHERE batch >= @from AND batch <= @to ORDER BY batch, id";
         Add(command, "@from", from);
         Add(command, "@to", to);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -167,7 +182,7 @@ public sealed class UserStateStore : IUserStateStore
             users = reset.Count;
             await using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
-            delete.CommandText = "DELETE FROM user_states WHERE batch >= @from";
+            delete.CommandText = $"DELETE FROM {_table} WHERE batch >= @from";
             Add(delete, "@from", batch);
             await delete.ExecuteNonQueryAsync();
         });
@@ -180,7 +195,7 @@ public sealed class UserStateStore : IUserStateStore
         {
             await using var delete = connection.CreateCommand();
             delete.Transaction = transaction;
-            delete.CommandText = "DELETE FROM user_states WHERE batch < @before";
+            delete.CommandText = $"DELETE FROM {_table} WHERE batch < @before";
             Add(delete, "@before", batch);
             await delete.ExecuteNonQueryAsync();
         });
@@ -282,7 +297,7 @@ public sealed class UserStateStore : IUserStateStore
     }
 
     /// <summary>One row per batch among <paramref name="saves"/>: the users' states one after another.</summary>
-    private static void InsertChunks(DbConnection connection, DbTransaction transaction, List<Item> saves)
+    private void InsertChunks(DbConnection connection, DbTransaction transaction, List<Item> saves)
     {
         foreach (var batch in saves.GroupBy(s => s.Batch))
         {
@@ -302,7 +317,7 @@ public sealed class UserStateStore : IUserStateStore
 
             using var insert = connection.CreateCommand();
             insert.Transaction = transaction;
-            insert.CommandText = "INSERT INTO user_states (batch, users, states) VALUES (@batch, @users, @states)";
+            insert.CommandText = $"INSERT INTO {_table} (batch, users, states) VALUES (@batch, @users, @states)";
             Add(insert, "@batch", batch.Key);
             Add(insert, "@users", users.Count);
             Add(insert, "@states", chunk.ToArray());

@@ -1,3 +1,5 @@
+using Sessionization.Persistence.Tables;
+
 namespace Sessionization.Tests.Cli;
 
 /// <summary>Bad input and misuse: one clear line on standard error, a non-zero exit, nothing committed.</summary>
@@ -95,8 +97,8 @@ public sealed class BadInputProcessTests : IDisposable
         Assert.Equal(1, result.ExitCode);
         Assert.Contains(Path.GetFileName(data), result.Err);
         Assert.Contains("not a readable Parquet file", result.Err);
-        Assert.False(Directory.Exists(Path.Combine(Data, "sessions")));
-        Assert.False(Directory.Exists(Path.Combine(Data, "pending_sessions")));
+        Assert.Null(SessionTable.Completed(Data).LastCommittedBatch());
+        Assert.Null(SessionTable.Pending(Data).LastCommittedBatch());
     }
 
     [Fact]

@@ -122,7 +122,7 @@ public sealed partial class WalkthroughProcessTests : IDisposable
     }
 
     [Fact]
-    public void The_same_visits_give_byte_identical_session_tables()
+    public void The_same_visits_give_byte_identical_session_data_files()
     {
         var csv = Csv(_temp, "user_id,visit_time,page\n1,2026-01-01T00:00:00Z,a\n2,2026-01-01T00:00:01Z,b\n1,2026-01-01T00:00:02Z,c\n");
         string[] dirs = [_temp.Combine("one"), _temp.Combine("two")];
@@ -136,8 +136,9 @@ public sealed partial class WalkthroughProcessTests : IDisposable
 
         foreach (var table in new[] { "sessions", "pending_sessions" })
         {
-            var left = Directory.EnumerateFiles(Path.Combine(dirs[0], table), "*", SearchOption.AllDirectories).Order().ToList();
-            var right = Directory.EnumerateFiles(Path.Combine(dirs[1], table), "*", SearchOption.AllDirectories).Order().ToList();
+            // The logs differ by their wall-clock commit times and table ids; the data files depend on the visits alone.
+            var left = Directory.EnumerateFiles(Path.Combine(dirs[0], table), "*.parquet").Order().ToList();
+            var right = Directory.EnumerateFiles(Path.Combine(dirs[1], table), "*.parquet").Order().ToList();
             Assert.NotEmpty(left);
             Assert.Equal(left.Select(f => Path.GetRelativePath(dirs[0], f)), right.Select(f => Path.GetRelativePath(dirs[1], f)));
             for (var i = 0; i < left.Count; i++)

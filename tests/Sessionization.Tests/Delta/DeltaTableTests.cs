@@ -90,9 +90,9 @@ public class DeltaTableTests
         var pending = SessionTable.Pending(temp.Path);
         SessionRow[] rows = [new SessionRow(1, "a -> b", 0, 10, 20, 2)];
 
-        Assert.True(await pending.CommitBatchAsync(0, rows, 1));
-        Assert.False(await pending.CommitBatchAsync(0, rows, 1));
-        Assert.True(await pending.CommitBatchAsync(1, [], 2));
+        Assert.True(await pending.CommitBatchAsync(0, rows, Pipeline));
+        Assert.False(await pending.CommitBatchAsync(0, rows, Pipeline));
+        Assert.True(await pending.CommitBatchAsync(1, [], Pipeline));
 
         Assert.Equal(1, pending.LastCommittedBatch());
         Assert.Equal(rows, await pending.ReadAllAsync());
@@ -102,20 +102,40 @@ public class DeltaTableTests
     }
 
     [Fact]
-    public async Task The_same_batch_writes_the_same_bytes()
+    public async Task The_same_batch_writes_the_same_data_file()
     {
         using var a = new TempDirectory();
         using var b = new TempDirectory();
         SessionRow[] rows = [new SessionRow(1, "x", 0, 1, 2, 2), new SessionRow(2, "y", 0, 3, 3, 1)];
 
-        await SessionTable.Completed(a.Path).CommitBatchAsync(0, rows, 5);
-        await SessionTable.Completed(b.Path).CommitBatchAsync(0, rows, 5);
+        await SessionTable.Completed(a.Path).CommitBatchAsync(0, rows, Pipeline);
+        await SessionTable.Completed(b.Path).CommitBatchAsync(0, rows, new PipelineIdentity(Guid.NewGuid().ToString(), "other"));
 
-        var left = Directory.EnumerateFiles(a.Combine("sessions"), "*", SearchOption.AllDirectories).Order().ToList();
-        var right = Directory.EnumerateFiles(b.Combine("sessions"), "*", SearchOption.AllDirectories).Order().ToList();
+        // Commits carry the wall clock and each table its own id; the data files depend on the rows alone.
+        var left = Directory.EnumerateFiles(a.Combine("sessions"), "*.parquet").Order().ToList();
+        var right = Directory.EnumerateFiles(b.Combine("sessions"), "*.parquet").Order().ToList();
+        Assert.Single(left);
         Assert.Equal(left.Select(Path.GetFileName), right.Select(Path.GetFileName));
-        for (var i = 0; i < left.Count; i++)
-            Assert.Equal(File.ReadAllBytes(left[i]), File.ReadAllBytes(right[i]));
+        Assert.Equal(File.ReadAllBytes(left[0]), File.ReadAllBytes(right[0]));
+    }
+
+    [Fact]
+    public async Task A_batch_written_again_after_a_rewind_never_reuses_a_file_name()
+    {
+        using var temp = new TempDirectory();
+        var completed = SessionTable.Completed(temp.Path);
+        SessionRow[] first = [new SessionRow(1, "x", 0, 1, 2, 2)];
+        SessionRow[] second = [new SessionRow(1, "x -> y", 0, 1, 5, 3)];
+
+        await completed.CommitBatchAsync(0, first, Pipeline);
+        Assert.True(completed.RewindTo(0));
+        await completed.CommitBatchAsync(0, second, Pipeline);
+
+        var files = Directory.EnumerateFiles(temp.Combine("sessions"), "*.parquet").ToList();
+        Assert.Equal(2, files.Count);
+        Assert.Equal(first, await completed.ReadAllAsync(0));
+        Assert.Empty(await completed.ReadAllAsync(1));
+        Assert.Equal(second, await completed.ReadAllAsync(2));
     }
 
     [Fact]
@@ -178,4 +198,6 @@ public class DeltaTableTests
         var e = await Assert.ThrowsAsync<BadVisitsException>(() => table.ReadFileAsync(file));
         Assert.Contains(file.Path, e.Message);
     }
+
+    private static PipelineIdentity Pipeline { get; } = new(Guid.NewGuid().ToString(), "visits");
 }
