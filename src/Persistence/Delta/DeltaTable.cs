@@ -224,13 +224,32 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
                 {
                     if (value is null)
                         continue;
-                    var node = JsonSerializer.SerializeToNode(value);
-                    actions.Add(DeltaJson.ParseAction(new JsonObject { [kind] = node }));
+                    actions.Add(DeltaJson.ParseAction(new JsonObject { [kind] = ToNode(value) }));
                 }
             }
         }
 
         return actions;
+    }
+
+    // The untyped deserializer hands out maps keyed by ReadOnlyMemory<char> (a non-empty configuration map, say),
+    // which System.Text.Json cannot write as property names; every value is turned into JSON by hand instead.
+    private static JsonNode? ToNode(object? value) => value switch
+    {
+        null => null,
+        string text => JsonValue.Create(text),
+        ReadOnlyMemory<char> chars => JsonValue.Create(chars.ToString()),
+        System.Collections.IDictionary map => MapToNode(map),
+        System.Collections.IEnumerable items and not byte[] => new JsonArray([.. items.Cast<object?>().Select(ToNode)]),
+        _ => JsonSerializer.SerializeToNode(value),
+    };
+
+    private static JsonObject MapToNode(System.Collections.IDictionary map)
+    {
+        var node = new JsonObject();
+        foreach (System.Collections.DictionaryEntry entry in map)
+            node[entry.Key is ReadOnlyMemory<char> key ? key.ToString() : Convert.ToString(entry.Key, CultureInfo.InvariantCulture)!] = ToNode(entry.Value);
+        return node;
     }
 
     /// <summary>Refuses a table whose protocol needs what this reader cannot do, naming the version or features.</summary>
