@@ -35,7 +35,7 @@ public sealed class Host(string hostDll)
         return info;
     }
 
-    private static long PeakRss(string stderr)
+    public static long PeakRss(string stderr)
     {
         var line = stderr.Split('\n').LastOrDefault(l => l.StartsWith("peak_rss_bytes=", StringComparison.Ordinal));
         return line is null ? 0 : long.Parse(line["peak_rss_bytes=".Length..].Trim(), CultureInfo.InvariantCulture);

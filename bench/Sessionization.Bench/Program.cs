@@ -27,8 +27,8 @@ public static class Program
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the table" };
         var sections = new Option<string>("--sections")
         {
-            DefaultValueFactory = _ => "main,history,memory,walkthrough",
-            Description = "Which measurements: main (ours/floor/peer), history (growth), memory (and recovery), walkthrough",
+            DefaultValueFactory = _ => "main,worker,history,memory,walkthrough",
+            Description = "Which measurements: main (a run per slice: ours/floor/peer), worker (one worker catches up every slice; needs main), history (growth), memory (and recovery), walkthrough",
         };
         var probe = new Option<long>("--history-probe-visits") { DefaultValueFactory = _ => 100_000, Description = "Visits in the batch timed after a short and a long history" };
         var history = new Option<string>("--history-batches") { DefaultValueFactory = _ => "10,200", Description = "Earlier batches before the probe: short,long" };
@@ -137,6 +137,8 @@ public static class Program
         var (pendingMissing, pendingExtra) = peer.Compare("peer_pending", pendingFiles);
         var (sessionsMissing, sessionsExtra) = peer.Compare("peer_sessions", sessionFiles);
         var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
+        if (o.Sections.Contains("worker"))
+            agree &= await WorkerComparisonAsync(o, host, workload, peer, perRun.Sum(r => r.Peer), Path.Combine(dir, "worker"), report, log);
 
         var oursTotal = perRun.Sum(r => r.Ours);
         var floorTotal = perRun.Sum(r => r.Floor);
@@ -164,6 +166,56 @@ public static class Program
             ["run"] = r.Run, ["visits"] = r.Visits, ["ours_s"] = Math.Round(r.Ours, 3), ["floor_s"] = Math.Round(r.Floor, 3), ["peer_s"] = Math.Round(r.Peer, 3),
             ["pending"] = r.Pending, ["completed"] = r.Completed,
         })]);
+    }
+
+    /// <summary>
+    /// The same workload caught up by one <c>sessionize worker</c> process, one batch per run's slice of commits,
+    /// timed from the process's start to its last batch committed, and its output compared with the peer's.
+    /// </summary>
+    private static async Task<bool> WorkerComparisonAsync(Options o, Host host, Workload workload, DuckDbPeer peer, double peerTotal, string dir, JsonObject report, TextWriter log)
+    {
+        var table = VisitsTable.In(dir);
+        for (var run = 0; run < o.Runs; run++)
+        {
+            foreach (var commit in workload.Commits(run))
+                await table.AppendAsync(commit, "bench");
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var worker = host.Start(dir, "worker", "--max-files-per-batch", Text(o.CommitsPerRun), "--poll-interval", "100ms");
+        var last = $"batch {o.Runs - 1}:";
+        string? line;
+        var batches = 0;
+        while ((line = await worker.StandardOutput.ReadLineAsync()) is not null)
+        {
+            if (!line.StartsWith("batch ", StringComparison.Ordinal))
+                continue;
+            batches++;
+            if (line.StartsWith(last, StringComparison.Ordinal))
+                break;
+        }
+
+        var wall = clock.Elapsed;
+        if (batches < o.Runs)
+            throw new InvalidOperationException($"the worker stopped after {batches} of {o.Runs} batches: {(await worker.StandardError.ReadToEndAsync()).Trim()}");
+        // A clean stop (SIGTERM), so that the worker reports its peak memory like a run does.
+        System.Diagnostics.Process.Start("kill", ["-TERM", worker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        var stderr = worker.StandardError.ReadToEndAsync();
+        await worker.WaitForExitAsync();
+        var peak = Host.PeakRss(await stderr);
+
+        var pending = SessionTable.Pending(dir);
+        var completed = SessionTable.Completed(dir);
+        var (pendingMissing, pendingExtra) = peer.Compare("peer_pending", [.. pending.Delta.LoadSnapshot().Files.Select(f => pending.Delta.DataFilePath(f.Path))]);
+        var (sessionsMissing, sessionsExtra) = peer.Compare("peer_sessions", [.. completed.Delta.LoadSnapshot().Files.Select(f => completed.Delta.DataFilePath(f.Path))]);
+        var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
+        log.WriteLine(FormattableString.Invariant($"worker: {o.Runs} batches in {wall.TotalSeconds:F2}s (peer {peerTotal:F2}s); outputs agree: {(agree ? "yes" : "NO")}"));
+        report["worker_s"] = Math.Round(wall.TotalSeconds, 3);
+        report["worker_visits_per_s"] = Math.Round(o.Visits / wall.TotalSeconds);
+        report["worker_over_peer"] = Math.Round(peerTotal / wall.TotalSeconds, 4);
+        report["worker_peak_rss_bytes"] = peak;
+        report["worker_outputs_agree"] = agree;
+        return agree;
     }
 
     /// <summary>The same probe batch, timed after a short and after a long history of earlier batches.</summary>
@@ -251,6 +303,13 @@ public static class Program
 
             t.AppendLine(FormattableString.Invariant($"ours/floor {r["ours_over_floor"]!.GetValue<double>():F3}x   ours/peer {r["ours_over_peer"]!.GetValue<double>():F3}x   outputs agree: {(r["outputs_agree"]!.GetValue<bool>() ? "yes" : "NO " + r["disagreement"]!.ToJsonString())}"));
             t.AppendLine(FormattableString.Invariant($"peak RSS (ours): {r["peak_rss_bytes"]!.GetValue<long>() / 1048576.0:F0} MiB   state on disk: {r["state_bytes"]!.GetValue<long>() / 1048576.0:F1} MiB"));
+            if (r["worker_s"] is not null)
+            {
+                var worker = r["worker_s"]!.GetValue<double>();
+                t.AppendLine(FormattableString.Invariant(
+                    $"worker (one process, all {o.Runs} batches): {worker:F2} s, {o.Visits / worker:N0} visits/s; worker/peer {r["worker_over_peer"]!.GetValue<double>():F3}x; peak RSS {r["worker_peak_rss_bytes"]!.GetValue<long>() / 1048576.0:F0} MiB; outputs agree: {(r["worker_outputs_agree"]!.GetValue<bool>() ? "yes" : "NO")}"));
+            }
+
             t.AppendLine();
             t.AppendLine("run     visits   ours s  floor s   peer s   pending  completed");
             foreach (var run in r["per_run"]!.AsArray())

@@ -43,7 +43,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     }
 
     /// <summary>A fresh set of actors over the same journal and tables, as a new process would have.</summary>
-    private void StartProcess()
+    private void StartProcess(long? sinkFailsOnceAt = null)
     {
         foreach (var actor in _process)
         {
@@ -54,8 +54,50 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
 
         var users = Sys.ActorOf(UserSessions.Props(_store));
         var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        if (sinkFailsOnceAt is { } failing)
+            sink = Sys.ActorOf(Props.Create(() => new SinkFailingOnce(sink, failing)));
         _coordinator = Sys.ActorOf(BatchCoordinator.Props(_settings, _store, users, sink));
         _process = [_coordinator, users, sink];
+    }
+
+    /// <summary>A sink whose first write of one batch fails, after every user has applied the batch in memory and saved it.</summary>
+    private sealed class SinkFailingOnce : ReceiveActor
+    {
+        public SinkFailingOnce(IActorRef sink, long batch)
+        {
+            var failed = false;
+            Receive<SinkProtocol.WriteBatch>(m =>
+            {
+                if (m.Batch == batch && !failed)
+                {
+                    failed = true;
+                    Sender.Tell(new SinkProtocol.BatchWriteFailed(m.Batch, "no space left on device"));
+                    return;
+                }
+
+                sink.Forward(m);
+            });
+            ReceiveAny(m => sink.Forward(m));
+        }
+    }
+
+    [Fact]
+    public async Task A_batch_whose_output_fails_after_its_users_applied_it_is_retried_from_the_store_and_a_restart_loses_nothing()
+    {
+        StartProcess(sinkFailsOnceAt: 1);
+        await AppendBatch(0);
+        RunSucceeds();
+        await AppendBatch(1);
+        Assert.Contains("writing sessions failed: no space left on device", RunFails());
+
+        // The retry in the same process recovers batch 1's users from the store, which holds the states they saved
+        // for it: they are answered from those states, without a second save.
+        RunSucceeds();
+        StartProcess();
+        await AppendBatch(2);
+        RunSucceeds();
+
+        await AssertSeedTablesAfterThreeBatches();
     }
 
     private async Task AppendBatch(int index)

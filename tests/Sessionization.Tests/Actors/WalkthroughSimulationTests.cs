@@ -51,6 +51,30 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
         (await SessionTable.Completed(_temp.Path).ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId).Select(r => (r.UserId, r.ConcatenatedPages, r.BatchNumber)).ToList();
 
     [Fact]
+    public async Task A_rewind_in_a_running_coordinator_reprocesses_from_the_rewound_state_not_from_memory()
+    {
+        var coordinator = StartCoordinator();
+        await AppendSeedRows(0, NewRows);
+        RunOneBatch(coordinator);
+        await AppendSeedRows(1_000_000, NewRows);
+        RunOneBatch(coordinator);
+        await AppendSeedRows(2_000_000, (3, "page_1.html"), (4, "page_2.html"));
+        RunOneBatch(coordinator);
+        var pending = await Pending();
+        var completed = await Completed();
+
+        // The coordinator holds batch 2's pending rows in memory; batches 1 and 2 run again from what batch 0 left.
+        coordinator.Tell(new RunUntilDrained(1, TestActor, FromBatch: 1));
+        ExpectMsg<RewindReport>(Patience);
+        Assert.Equal(1, ExpectMsg<BatchReport>(Patience).Batch);
+        Assert.Equal(2, ExpectMsg<BatchReport>(Patience).Batch);
+        ExpectMsg<RunFinished>(Patience);
+
+        Assert.Equal(pending, await Pending());
+        Assert.Equal(completed, await Completed());
+    }
+
+    [Fact]
     public async Task Three_batches_give_the_seeds_pending_and_completed_sessions()
     {
         var coordinator = StartCoordinator();
