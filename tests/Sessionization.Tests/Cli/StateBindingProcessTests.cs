@@ -95,6 +95,29 @@ public sealed class StateBindingProcessTests : IDisposable
     }
 
     [Fact]
+    public void A_replaced_visits_table_is_refused_by_its_id_and_a_worker_refuses_a_lost_state_too()
+    {
+        var data = _temp.Combine("data");
+        SessionizeProcess.Ok(data, "generate-new-rows");
+        SessionizeProcess.Ok(data, "run");
+        Directory.Delete(Path.Combine(data, "visits_table"), recursive: true);
+        SessionizeProcess.Ok(data, "generate-new-rows");
+
+        var replaced = SessionizeProcess.Run(data, "run");
+        Assert.Equal(1, replaced.ExitCode);
+        Assert.Contains("visits_table: the table was replaced", Assert.Single(replaced.Err.TrimEnd('\n').Split('\n')));
+
+        var other = _temp.Combine("other");
+        SessionizeProcess.Ok(other, "generate-new-rows");
+        SessionizeProcess.Ok(other, "run");
+        Directory.Delete(Path.Combine(other, "state"), recursive: true);
+        // The worker stops at once with the same one line, instead of polling with a state that is not its tables'.
+        var worker = SessionizeProcess.Run(other, "worker");
+        Assert.Equal(1, worker.ExitCode);
+        Assert.Contains("the state has no record of the batches 0..0 that pending_sessions holds", worker.Err);
+    }
+
+    [Fact]
     public void Tables_older_than_the_state_are_refused_and_the_rewind_it_names_brings_them_together()
     {
         var data = _temp.Combine("data");

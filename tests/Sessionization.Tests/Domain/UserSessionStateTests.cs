@@ -133,7 +133,12 @@ public class UserSessionStateTests
 
         Assert.Equal(once, twice);
         Assert.Equal("c", once.Open!.ConcatenatedPages);
-        Assert.Equal("a -> b", once.ClosedInLastBatch is null ? "a -> b" : once.ClosedInLastBatch.ConcatenatedPages);
+        // The close records the closed session for its batch's outcome; the next open forgets it.
+        var closed = events.Take(3).Aggregate(UserSessionState.Empty(7), (s, e) => s.Apply(e));
+        Assert.Null(closed.Open);
+        Assert.Equal("a -> b", closed.ClosedInLastBatch!.ConcatenatedPages);
+        Assert.Equal(new SessionCompleted(2, closed.ClosedInLastBatch), closed.OutcomeOf(2));
+        Assert.Null(once.ClosedInLastBatch);
     }
 
     [Fact]
