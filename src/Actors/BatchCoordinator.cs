@@ -210,7 +210,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void StartRewind(long batch)
     {
         _pendingRows = null;
-        Context.ActorOf(Rewind.Props(batch, _settings.BaseDirectory, _store, _sink), $"rewind-{batch}-{++_attempt}");
+        Context.ActorOf(RewindExecution.Props(batch, _settings.BaseDirectory, _store, _sink), $"rewind-{batch}-{++_attempt}");
     }
 
     private void OnRewound(RewindFinished finished)

@@ -10,9 +10,9 @@ namespace Sessionization.Actors;
 /// batch or a later one goes, so each user stands where the batch before left it), then the output tables.
 /// Each step is idempotent, so a rewind interrupted by a crash is simply run again.
 /// </summary>
-public sealed class Rewind : ReceiveActor
+public sealed class RewindExecution : ReceiveActor
 {
-    public Rewind(long batch, string baseDirectory, IUserStateStore store, IActorRef sink)
+    public RewindExecution(long batch, string baseDirectory, IUserStateStore store, IActorRef sink)
     {
         long usersReset = 0;
         long undone = 0;
@@ -39,7 +39,7 @@ public sealed class Rewind : ReceiveActor
     }
 
     public static Props Props(long batch, string baseDirectory, IUserStateStore store, IActorRef sink) =>
-        Akka.Actor.Props.Create(() => new Rewind(batch, baseDirectory, store, sink));
+        Akka.Actor.Props.Create(() => new RewindExecution(batch, baseDirectory, store, sink));
 
     private sealed record UsersReset(long Users, long Batches);
 

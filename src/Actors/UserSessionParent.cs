@@ -10,17 +10,17 @@ namespace Sessionization.Actors;
 /// message and batches run one after another, so a user has one actor at work at a time (an abandoned
 /// attempt's actor may still be finishing its save, which the retry's identical save then supersedes).
 /// </summary>
-public sealed class UserSessions : UntypedActor
+public sealed class UserSessionParent : UntypedActor
 {
     private readonly IUserStateStore _store;
     private long _created;
 
-    public UserSessions(IUserStateStore store)
+    public UserSessionParent(IUserStateStore store)
     {
         _store = store;
     }
 
-    public static Props Props(IUserStateStore store) => Akka.Actor.Props.Create(() => new UserSessions(store));
+    public static Props Props(IUserStateStore store) => Akka.Actor.Props.Create(() => new UserSessionParent(store));
 
     protected override void OnReceive(object message)
     {
