@@ -70,7 +70,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, store, userSessions, sink, timeout, maxInFlight));
 
     private sealed record Loaded(
-        Dictionary<long, List<PageVisit>> ByUser, Dictionary<long, StoredUserState> States, IReadOnlyList<SessionRow> Closed, long Visits, long MaxTimeMicros, List<QuarantinedRow> Quarantined);
+        Dictionary<long, List<PageVisit>> ByUser, Dictionary<long, StoredUserState> States, IReadOnlyList<SessionRow> Closed, long Visits, List<QuarantinedRow> Quarantined);
 
     private sealed class StatesDurable
     {
@@ -105,8 +105,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         // completed rows are the previous batch's pending rows; their users need no message and no write.
         var previous = (await pendingBefore).ToDictionary(r => r.UserId);
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
-        var maxTime = visits.Count == 0 ? 0 : visits.Max(v => v.VisitTimeMicros);
-        return new Loaded(byUser, await states, closed, visits.Count, maxTime, quarantined);
+        return new Loaded(byUser, await states, closed, visits.Count, quarantined);
     }
 
     private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)
