@@ -28,8 +28,8 @@ public static class DeltaCheckpoint
             new() { Protocol = ProtocolRow.From(snapshot.Protocol) },
             new() { MetaData = MetadataRow.From(snapshot.Metadata) },
         };
-        rows.AddRange(snapshot.Transactions.OrderBy(t => t.Key, StringComparer.Ordinal)
-            .Select(t => new CheckpointRow { Txn = new TxnRow { AppId = t.Key, Version = t.Value, LastUpdated = snapshot.TransactionTimes.GetValueOrDefault(t.Key) } }));
+        rows.AddRange(snapshot.Transactions.Values.OrderBy(t => t.AppId, StringComparer.Ordinal)
+            .Select(t => new CheckpointRow { Txn = new TxnRow { AppId = t.AppId, Version = t.Version, LastUpdated = t.LastUpdated } }));
         rows.AddRange(snapshot.Files.Select(f => new CheckpointRow { Add = AddRow.From(f) }));
         var expiry = commitTimestamp - (long)TombstoneRetention.TotalMilliseconds;
         rows.AddRange(snapshot.Tombstones.Where(r => (r.DeletionTimestamp ?? commitTimestamp) >= expiry)

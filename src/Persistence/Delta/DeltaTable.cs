@@ -7,16 +7,15 @@ using Parquet.Serialization;
 namespace Sessionization.Persistence.Delta;
 
 /// <summary>
-/// The state of a Delta table at one version: protocol, metadata, live data files, transaction ids (with when each
-/// was last updated) and the tombstones of files removed but perhaps still read by time travel.
+/// The state of a Delta table at one version: protocol, metadata, live data files, the latest <c>txn</c> of each
+/// application id and the tombstones of files removed but perhaps still read by time travel.
 /// </summary>
 public sealed record DeltaSnapshot(
     long Version,
     ProtocolAction Protocol,
     MetadataAction Metadata,
     IReadOnlyList<AddFile> Files,
-    IReadOnlyDictionary<string, long> Transactions,
-    IReadOnlyDictionary<string, long?> TransactionTimes,
+    IReadOnlyDictionary<string, TxnAction> Transactions,
     IReadOnlyList<RemoveFile> Tombstones);
 
 /// <summary>
@@ -160,8 +159,7 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
         MetadataAction? metadata = null;
         var files = new Dictionary<string, AddFile>(StringComparer.Ordinal);
         var tombstones = new Dictionary<string, RemoveFile>(StringComparer.Ordinal);
-        var txns = new Dictionary<string, long>(StringComparer.Ordinal);
-        var txnTimes = new Dictionary<string, long?>(StringComparer.Ordinal);
+        var txns = new Dictionary<string, TxnAction>(StringComparer.Ordinal);
 
         void Fold(DeltaAction action)
         {
@@ -183,8 +181,7 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
                     tombstones[r.Path] = r;
                     break;
                 case TxnAction t:
-                    txns[t.AppId] = t.Version;
-                    txnTimes[t.AppId] = t.LastUpdated;
+                    txns[t.AppId] = t;
                     break;
             }
         }
@@ -199,7 +196,7 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
             throw new DeltaTableException($"{Name}: version {target} has no {(protocol is null ? "protocol" : "metaData")} action");
         EnsureReadable(protocol, metadata);
         var ordered = files.Values.OrderBy(f => f.ModificationTime).ThenBy(f => f.Path, StringComparer.Ordinal).ToList();
-        return new DeltaSnapshot(target, protocol, metadata, ordered, txns, txnTimes, [.. tombstones.Values.OrderBy(t => t.Path, StringComparer.Ordinal)]);
+        return new DeltaSnapshot(target, protocol, metadata, ordered, txns, [.. tombstones.Values.OrderBy(t => t.Path, StringComparer.Ordinal)]);
     }
 
     private static bool Contiguous(HashSet<long> commits, long from, long to)
@@ -372,7 +369,7 @@ public sealed partial class DeltaTable(string root, string? displayName = null)
         {
             var version = log.Commits[i];
             if (log.Checkpoints.ContainsKey(version))
-                return LoadSnapshot(log.Latest).Transactions.TryGetValue(appId, out var v) ? v : null;
+                return LoadSnapshot(log.Latest).Transactions.TryGetValue(appId, out var t) ? t.Version : null;
             foreach (var action in ReadCommit(version))
                 if (action is TxnAction t && t.AppId == appId)
                     return t.Version;

@@ -98,7 +98,7 @@ public class DeltaTableTests
         Assert.Equal(rows, await pending.ReadAllAsync());
         Assert.Equal(rows, await pending.ReadBatchAsync(0));
         Assert.Empty(await pending.ReadBatchAsync(1));
-        Assert.Equal(1, pending.Delta.LoadSnapshot().Transactions[SessionTable.AppId]);
+        Assert.Equal(1, pending.Delta.LoadSnapshot().Transactions[SessionTable.AppId].Version);
     }
 
     [Fact]
