@@ -60,20 +60,7 @@ public sealed class FileStats(long rows)
 
     public FileStats Long(string column, IEnumerable<long?> values)
     {
-        long? min = null, max = null;
-        var nulls = 0L;
-        foreach (var value in values)
-        {
-            if (value is not { } v)
-            {
-                nulls++;
-                continue;
-            }
-
-            min = min is { } m && m <= v ? m : v;
-            max = max is { } x && x >= v ? x : v;
-        }
-
+        var (min, max, nulls) = Scan(values);
         if (min is not null)
         {
             _min[column] = min;
@@ -86,14 +73,14 @@ public sealed class FileStats(long rows)
 
     public FileStats Timestamp(string column, IEnumerable<long?> micros)
     {
-        var probe = new FileStats(rows).Long(column, micros);
-        if (probe._min[column] is { } min)
+        var (min, max, nulls) = Scan(micros);
+        if (min is { } low && max is { } high)
         {
-            _min[column] = Millis(min.GetValue<long>());
-            _max[column] = Millis(probe._max[column]!.GetValue<long>());
+            _min[column] = Millis(low);
+            _max[column] = Millis(high);
         }
 
-        _nulls[column] = probe._nulls[column]!.GetValue<long>();
+        _nulls[column] = nulls;
         return this;
     }
 
@@ -110,6 +97,25 @@ public sealed class FileStats(long rows)
         ["maxValues"] = _max.DeepClone(),
         ["nullCount"] = _nulls.DeepClone(),
     }.ToJsonString();
+
+    private static (long? Min, long? Max, long Nulls) Scan(IEnumerable<long?> values)
+    {
+        long? min = null, max = null;
+        var nulls = 0L;
+        foreach (var value in values)
+        {
+            if (value is not { } v)
+            {
+                nulls++;
+                continue;
+            }
+
+            min = min is { } m && m <= v ? m : v;
+            max = max is { } x && x >= v ? x : v;
+        }
+
+        return (min, max, nulls);
+    }
 
     private static string Millis(long micros)
     {

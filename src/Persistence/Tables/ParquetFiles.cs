@@ -74,14 +74,21 @@ public static class ParquetFiles
     public static FileStream OpenLogged(string table, string path, long loggedSize)
     {
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        if (loggedSize > 0 && stream.Length != loggedSize)
+        if (SizeMismatch($"{table}/{Path.GetFileName(path)}", stream.Length, loggedSize, "the log") is { } mismatch)
         {
-            var actual = stream.Length;
             stream.Dispose();
-            throw new Delta.DeltaTableException(
-                $"{table}/{Path.GetFileName(path)}: the file has {actual} bytes but the log records {loggedSize}; it was rewritten after it was committed");
+            throw new Delta.DeltaTableException(mismatch);
         }
 
         return stream;
     }
+
+    /// <summary>
+    /// Why a data file of <paramref name="actual"/> bytes is not the one <paramref name="recordedBy"/> committed with
+    /// <paramref name="loggedSize"/> bytes, or null when it is (or the log records no size).
+    /// </summary>
+    public static string? SizeMismatch(string file, long actual, long loggedSize, string recordedBy) =>
+        loggedSize > 0 && actual != loggedSize
+            ? $"{file}: the file has {actual} bytes but {recordedBy} records {loggedSize}; it was rewritten after it was committed"
+            : null;
 }

@@ -234,8 +234,8 @@ public sealed class VisitsTable(string path)
             }
 
             // Checked after reading, so that a file that cannot be read or holds nulls is reported as such.
-            if (file.Size > 0 && stream.Length != file.Size)
-                throw new BadVisitsException($"{name}: the file has {stream.Length} bytes but commit {file.Version} records {file.Size}; it was rewritten after it was committed");
+            if (ParquetFiles.SizeMismatch(name, stream.Length, file.Size, $"commit {file.Version}") is { } mismatch)
+                throw new BadVisitsException(mismatch);
             return visits;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException
