@@ -66,20 +66,6 @@ public static class DeltaCheckpoint
         }
     }
 
-    /// <summary>The version <c>_last_checkpoint</c> points to, or null when it is missing or unreadable (readers then list the log).</summary>
-    public static long? ReadLastCheckpoint(DeltaTable table)
-    {
-        try
-        {
-            var node = JsonNode.Parse(File.ReadAllText(Path.Combine(table.LogDirectory, LastCheckpointFile)));
-            return node?["version"]?.GetValue<long>();
-        }
-        catch (Exception e) when (e is IOException or JsonException or InvalidOperationException or FormatException)
-        {
-            return null;
-        }
-    }
-
     // The row shapes below mirror Spark's checkpoint schema; every column is nullable, and each row sets one action.
     private sealed class CheckpointRow
     {

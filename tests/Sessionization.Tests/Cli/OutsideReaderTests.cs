@@ -59,13 +59,14 @@ public sealed class OutsideReaderTests : IDisposable
         var log = Path.Combine(Data, "pending_sessions", "_delta_log");
         // Version 0 creates the table; batches 0..20 are versions 1..21, so the checkpoint at version 20 holds batch 19.
         Assert.Equal([10L, 20L], Directory.GetFiles(log, "*.checkpoint.parquet").Select(f => long.Parse(Path.GetFileName(f)[..20], CultureInfo.InvariantCulture)).Order());
-        Assert.Equal(20, DeltaCheckpoint.ReadLastCheckpoint(new DeltaTable(Path.Combine(Data, "pending_sessions"))));
+        var last = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(log, DeltaCheckpoint.LastCheckpointFile)))!;
+        Assert.Equal(20, last["version"]!.GetValue<long>());
 
         // A reader given only the checkpoint and the commits after it (older commits cleaned up) sees the same table.
         var full = SessionTable.Pending(Data);
         var expected = await full.ReadAllAsync();
         var copy = _temp.Combine("copy");
-        CopyDirectory(Path.Combine(Data, "pending_sessions"), Path.Combine(copy, "pending_sessions"));
+        RepositoryPaths.Copy(Path.Combine(Data, "pending_sessions"), Path.Combine(copy, "pending_sessions"));
         foreach (var commit in Directory.GetFiles(Path.Combine(copy, "pending_sessions", "_delta_log"), "*.json"))
         {
             if (long.Parse(Path.GetFileName(commit)[..20], CultureInfo.InvariantCulture) < 20)
@@ -258,14 +259,5 @@ public sealed class OutsideReaderTests : IDisposable
         while (reader.Read())
             rows.Add(string.Join('|', Enumerable.Range(0, reader.FieldCount).Select(i => Convert.ToString(reader.GetValue(i), CultureInfo.InvariantCulture))));
         return rows;
-    }
-
-    private static void CopyDirectory(string from, string to)
-    {
-        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(dir.Replace(from, to, StringComparison.Ordinal));
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-            File.Copy(file, file.Replace(from, to, StringComparison.Ordinal));
     }
 }

@@ -53,7 +53,7 @@ public sealed class StateBindingProcessTests : IDisposable
         SessionizeProcess.Ok(b, "generate", "--users", "10", "--visits", "100", "--commits", "1", "--seed", "2");
         SessionizeProcess.Ok(b, "run");
         Directory.Delete(Path.Combine(b, "state"), recursive: true);
-        CopyDirectory(Path.Combine(a, "state"), Path.Combine(b, "state"));
+        RepositoryPaths.Copy(Path.Combine(a, "state"), Path.Combine(b, "state"));
         SessionizeProcess.Ok(b, "generate", "--users", "10", "--visits", "100", "--commits", "1", "--seed", "3", "--start", "2026-01-02T00:00:00Z");
         var tablesBefore = Snapshot(b);
 
@@ -76,7 +76,7 @@ public sealed class StateBindingProcessTests : IDisposable
         SessionizeProcess.Ok(a, "generate", "--users", "10", "--visits", "200", "--commits", "2", "--seed", "1");
         SessionizeProcess.Ok(a, "run");
         // b starts with a copy of a's state database and visits of its own.
-        CopyDirectory(Path.Combine(a, "state"), Path.Combine(b, "state"));
+        RepositoryPaths.Copy(Path.Combine(a, "state"), Path.Combine(b, "state"));
         foreach (var dir in new[] { b, reference })
             SessionizeProcess.Ok(dir, "generate", "--users", "10", "--visits", "200", "--commits", "2", "--seed", "9");
 
@@ -125,14 +125,14 @@ public sealed class StateBindingProcessTests : IDisposable
         SessionizeProcess.Ok(data, "generate", "--users", "10", "--visits", "100", "--commits", "2", "--seed", "1");
         SessionizeProcess.Ok(data, "run", "--max-files-per-batch", "1");
         foreach (var table in new[] { "sessions", "pending_sessions" })
-            CopyDirectory(Path.Combine(data, table), Path.Combine(backup, table));
+            RepositoryPaths.Copy(Path.Combine(data, table), Path.Combine(backup, table));
         SessionizeProcess.Ok(data, "generate", "--users", "10", "--visits", "100", "--commits", "1", "--seed", "2", "--start", "2026-01-01T02:00:00Z");
         SessionizeProcess.Ok(data, "run");
         // The tables are put back from a backup taken before batch 2.
         foreach (var table in new[] { "sessions", "pending_sessions" })
         {
             Directory.Delete(Path.Combine(data, table), recursive: true);
-            CopyDirectory(Path.Combine(backup, table), Path.Combine(data, table));
+            RepositoryPaths.Copy(Path.Combine(backup, table), Path.Combine(data, table));
         }
 
         var refused = SessionizeProcess.Run(data, "run");
@@ -158,17 +158,4 @@ public sealed class StateBindingProcessTests : IDisposable
             .SelectMany(d => Directory.GetFiles(d, "*", SearchOption.AllDirectories))
             .Select(f => $"{Path.GetRelativePath(baseDirectory, f)} {new FileInfo(f).Length}")
             .Order(StringComparer.Ordinal)];
-
-    private static void CopyDirectory(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            // The lock file of a finished run is not state.
-            if (!file.EndsWith(".lock", StringComparison.Ordinal))
-                File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
-        }
-    }
 }
