@@ -42,7 +42,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, CancellationToken cancellationToken)
     {
         var pipeline = Pipelines.Resolve(settings.BaseDirectory, create: true)!;
-        return await StartAsync(config, settings with { Pipeline = pipeline }, pipeline, cancellationToken);
+        return await StartAsync(config, settings, pipeline, cancellationToken);
     }
 
     /// <summary>Starts the actor system for <paramref name="pipeline"/>, whose tables exist.</summary>
