@@ -209,7 +209,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private void StartRewind(long batch)
     {
-        _pendingRows = null;
+        ForgetLiveState();
         Context.ActorOf(RewindExecution.Props(batch, _settings.BaseDirectory, _store, _sink), $"rewind-{batch}-{++_attempt}");
     }
 
@@ -304,6 +304,17 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         base.OnPersistRejected(cause, @event, sequenceNr);
     }
 
+    /// <summary>
+    /// What the process holds beyond the store and the tables (the last pending rows, the live entities) may now be
+    /// ahead of them (a batch failed after its users applied it) or behind them (a rewind): it goes, and the next
+    /// batch recovers from the table and the store.
+    /// </summary>
+    private void ForgetLiveState()
+    {
+        _pendingRows = null;
+        _userSessions.Tell(UserSessionProtocol.ResetEntities.Instance);
+    }
+
     private void Stopping(string reason)
     {
         Context.System.EventStream.Publish(new CoordinatorFailed(reason));
@@ -313,7 +324,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void Failed(string reason)
     {
         _busy = false;
-        _pendingRows = null;
+        ForgetLiveState();
         // A worker reports the failure and tries the same batch again at its next poll; a drain run ends.
         _reportTo?.Tell(new RunFailed(reason));
     }

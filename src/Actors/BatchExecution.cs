@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Akka.Streams;
+using Akka.Streams.Dsl;
 using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
@@ -10,14 +12,22 @@ using static Sessionization.Actors.UserSessionProtocol;
 namespace Sessionization.Actors;
 
 /// <summary>
-/// Carries one planned batch through: reads its visits and, in one query, the states of the users they
-/// may touch, sends each user with visits its one <see cref="ApplyBatch"/>, closes the previous batch's
-/// pending sessions that got none, gathers the outcomes, waits until the users' states are durable, hands
-/// the outcomes to the sink and reports back to the coordinator. It holds no durable state: a batch it did
-/// not finish is run again from its plan.
+/// Carries one planned batch through: reads its visits (and, unless the users' entities are live from the batch
+/// before, the states of the users they may touch, in one query), sends each user with visits its one
+/// <see cref="ApplyBatch"/> and each user whose session the batch closes its <see cref="CloseSession"/> through
+/// the user session region, gathers the outcomes, waits until the users' states are durable, hands the outcomes
+/// to the sink and reports back to the coordinator. The visits files are read, and the users' messages carried
+/// to the region, by Akka.Streams stages with bounded parallelism. It holds no durable state: a batch it did not
+/// finish is run again from its plan.
 /// </summary>
 public sealed class BatchExecution : ReceiveActor, IWithTimers
 {
+    /// <summary>Shares of a batch's users at the region at once; each share is answered as a whole.</summary>
+    private const int SharesInFlight = 4;
+
+    /// <summary>Visits files read and decoded at once.</summary>
+    private const int FilesInFlight = 2;
+
     private readonly BatchPlan _plan;
     private readonly IActorRef _userSessions;
     private readonly IActorRef _sink;
@@ -25,52 +35,69 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<SessionRow> _pending = [];
     private readonly List<SessionRow> _completed = [];
-    private readonly HashSet<long> _answered = [];
-    private readonly int _maxInFlight;
+    private readonly int _shareSize;
+    private readonly TimeSpan _timeout;
     private Loaded? _loaded;
     private long _progress;
     private long _progressAtLastCheck;
-    private DispatchWindow? _window;
+    private long _unanswered;
+    private IMaterializer? _materializer;
 
+    /// <param name="previousPending">
+    /// The rows the batch before left pending, when that batch ran in this process and its users' entities are
+    /// live (null after a start, a failure or a rewind: then the rows are read from the table and the users' states
+    /// from the store).
+    /// </param>
     public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _plan = plan;
-        _maxInFlight = maxInFlight;
+        _shareSize = Math.Max(1, maxInFlight / SharesInFlight);
+        _timeout = timeout;
         _userSessions = userSessions;
         _sink = sink;
         _store = store;
 
         Receive<Loaded>(OnLoaded);
         Receive<Status.Failure>(f => Fail(Failures.Message(f.Cause)));
-        Receive<BatchApplied>(OnApplied);
-        Receive<BatchApplyFailed>(f =>
-        {
-            // A user that already answered may still stop later; only a missing answer fails the batch.
-            if (f.Batch == plan.Batch && !_answered.Contains(f.UserId))
-                Fail($"batch {plan.Batch}: {f.Reason}");
-        });
+        Receive<UsersAnswered>(OnAnswered);
+        Receive<AllAnswered>(_ => AwaitDurableStates());
         Receive<StatesDurable>(_ => Write());
         Receive<BatchWritten>(OnWritten);
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
         Receive<TimedOut>(_ =>
         {
             if (_progress == _progressAtLastCheck)
-                Fail($"batch {plan.Batch}: no progress for {timeout} with {_window?.Unanswered ?? 0} user sessions still to answer");
+                Fail($"batch {plan.Batch}: no progress for {timeout} with {_unanswered} user sessions still to answer");
             _progressAtLastCheck = _progress;
         });
 
         // The timeout measures a stall, not the whole batch: each check passes if anything moved since the last.
         Timers.StartPeriodicTimer(TimedOut.Instance, TimedOut.Instance, timeout);
-        LoadAsync(plan, previousPending, badRows, baseDirectory, store).PipeTo(Self);
+        LoadAsync(plan, previousPending, badRows, baseDirectory, store, Materializer).PipeTo(Self);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    // Bound to this actor: its streams stop with it when the batch fails or is abandoned.
+    private IMaterializer Materializer => _materializer ??= Context.Materializer();
+
     public static Props Props(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
         Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, store, userSessions, sink, timeout, maxInFlight));
 
+    /// <param name="States">The users' recovered states; null when their entities are live from the batch before.</param>
+    /// <param name="OpenBefore">The users whose sessions the batch before left open.</param>
     private sealed record Loaded(
-        Dictionary<long, List<PageVisit>> ByUser, Dictionary<long, StoredUserState> States, IReadOnlyList<SessionRow> Closed, long Visits, List<QuarantinedRow> Quarantined);
+        Dictionary<long, List<PageVisit>> ByUser,
+        Dictionary<long, StoredUserState>? States,
+        IReadOnlySet<long> OpenBefore,
+        IReadOnlyList<SessionRow> Closed,
+        long Visits,
+        List<QuarantinedRow> Quarantined);
+
+    private sealed class AllAnswered
+    {
+        public static AllAnswered Instance { get; } = new();
+    }
 
     private sealed class StatesDurable
     {
@@ -82,30 +109,35 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         public static TimedOut Instance { get; } = new();
     }
 
-    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store)
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IMaterializer materializer)
     {
-        // Bulk recovery: the users' states are read while the visits are, one query for the whole batch; so are
-        // the previous batch's pending rows when they are not in memory (after a restart).
-        var states = Task.Run(() => LoadStatesAsync(plan.Batch, store));
+        // Bulk recovery: when the entities are not live, the users' states are read while the visits are, one query
+        // for the whole batch; so are the previous batch's pending rows.
+        var states = previousPending is null
+            ? Task.Run(async () => (Dictionary<long, StoredUserState>?)await LoadStatesAsync(plan.Batch, store))
+            : Task.FromResult<Dictionary<long, StoredUserState>?>(null);
         Task<IReadOnlyList<SessionRow>> pendingBefore = previousPending is not null || plan.Batch == 0
             ? Task.FromResult(previousPending ?? [])
             : Task.Run(async () => (IReadOnlyList<SessionRow>)await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1));
         var visitsTable = VisitsTable.In(baseDirectory);
-        var visits = new List<Visit>();
+        // Files are decoded side by side and taken in plan order, so the visits keep their commit order.
+        var reads = await Source.From(plan.Files)
+            .SelectAsync(FilesInFlight, file => Task.Run(() => visitsTable.ReadFileAsync(file, badRows, plan.Batch)))
+            .RunWith(Sink.Seq<VisitsRead>(), materializer);
+        var visits = new List<Visit>(reads.Sum(r => r.Visits.Count));
         var quarantined = new List<QuarantinedRow>();
-        foreach (var file in plan.Files)
+        foreach (var read in reads)
         {
-            var read = await visitsTable.ReadFileAsync(file, badRows, plan.Batch);
             visits.AddRange(read.Visits);
             quarantined.AddRange(read.Quarantined);
         }
 
         var byUser = BatchGrouping.ByUser(visits);
         // Sessions pending after the previous batch whose users have no visits in this one close here. Their
-        // completed rows are the previous batch's pending rows; their users need no message and no write.
+        // completed rows are the previous batch's pending rows; their users need no write.
         var previous = (await pendingBefore).ToDictionary(r => r.UserId);
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
-        return new Loaded(byUser, await states, closed, visits.Count, quarantined);
+        return new Loaded(byUser, await states, previous.Keys.ToHashSet(), closed, visits.Count, quarantined);
     }
 
     private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)
@@ -125,39 +157,63 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         _progress++;
         _loaded = loaded;
         _completed.AddRange(loaded.Closed);
-        if (loaded.ByUser.Count == 0)
+        var batch = _plan.Batch;
+        var pages = new SharedStrings();
+        IEnumerable<IUserSessionMessage> applies = loaded.ByUser.Select(u => new ApplyBatch(u.Key, batch, u.Value, Recovered(u.Key, loaded, pages)));
+        // Live entities of closing sessions are told, so they let go of them; with no live entities nobody is.
+        IEnumerable<IUserSessionMessage> closes = loaded.States is null ? loaded.Closed.Select(r => new CloseSession(r.UserId, batch)) : [];
+        var messages = applies.Concat(closes).ToList();
+        if (messages.Count == 0)
         {
             Write();
             return;
         }
 
-        var pages = new SharedStrings();
-        var messages = loaded.ByUser.Select(u => (object)new ApplyBatch(u.Key, _plan.Batch, u.Value, Recovered(u.Key, loaded.States, pages)));
+        _unanswered = loaded.ByUser.Count;
         var self = Self;
-        _window = new DispatchWindow(messages, _maxInFlight, m => _userSessions.Tell(m, self));
-        _window.Fill();
+        var region = _userSessions;
+        var timeout = _timeout;
+        Source.From(messages.Chunk(_shareSize))
+            .SelectAsync(SharesInFlight, share => region.Ask<UsersAnswered>(new DeliverToUsers(batch, share), timeout))
+            .RunForeach(answered => self.Tell(answered), Materializer)
+            .PipeTo(self, success: () => AllAnswered.Instance);
     }
 
-    private static UserSessionState Recovered(long userId, Dictionary<long, StoredUserState> states, SharedStrings pages) =>
-        states.TryGetValue(userId, out var stored) ? UserStateCodec.Decode(stored.State.Span, pages) : UserSessionState.Empty(userId);
-
-    private void OnApplied(BatchApplied applied)
+    /// <summary>
+    /// A user's state for the batch: from the store's bulk read when entities are not live; otherwise null for a user
+    /// whose session is open (its entity holds it) and empty for any other (it has no open session to recover).
+    /// </summary>
+    private static UserSessionState? Recovered(long userId, Loaded loaded, SharedStrings pages)
     {
-        if (applied.Batch != _plan.Batch || !_answered.Add(applied.UserId))
-            return;
-        switch (applied.Outcome)
+        if (loaded.States is null)
+            return loaded.OpenBefore.Contains(userId) ? null : UserSessionState.Empty(userId);
+        return loaded.States.TryGetValue(userId, out var stored) ? UserStateCodec.Decode(stored.State.Span, pages) : UserSessionState.Empty(userId);
+    }
+
+    private void OnAnswered(UsersAnswered answered)
+    {
+        if (answered.Failed.Count > 0)
         {
-            case SessionPending p:
-                _pending.Add(SessionRow.From(p.Session, _plan.Batch));
-                break;
-            case SessionCompleted c:
-                _completed.Add(SessionRow.From(c.Session, _plan.Batch));
-                break;
+            var first = answered.Failed[0];
+            Fail($"batch {_plan.Batch}: {first.Reason}");
+            return;
         }
 
+        foreach (var applied in answered.Applied)
+        {
+            switch (applied.Outcome)
+            {
+                case SessionPending p:
+                    _pending.Add(SessionRow.From(p.Session, _plan.Batch));
+                    break;
+                case SessionCompleted c:
+                    _completed.Add(SessionRow.From(c.Session, _plan.Batch));
+                    break;
+            }
+        }
+
+        _unanswered -= answered.Applied.Count;
         _progress++;
-        if (_window!.Answered())
-            AwaitDurableStates();
     }
 
     /// <summary>The users' answers count only once their states are on disk; the output waits for that.</summary>

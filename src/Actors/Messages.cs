@@ -4,19 +4,29 @@ using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Actors;
 
-/// <summary>Messages to and from the per-user session actors.</summary>
+/// <summary>Messages to and from the per-user session entities and their region.</summary>
 public static class UserSessionProtocol
 {
+    /// <summary>A message for one user's entity: the region routes it by <see cref="UserId"/>.</summary>
     public interface IUserSessionMessage
     {
         long UserId { get; }
     }
 
     /// <summary>
-    /// The one message a user gets per batch: its visits in the batch, and its state as recovered for the batch
-    /// (read for all of the batch's users at once; <see cref="UserSessionState.Empty"/> when it has none).
+    /// The one message a user with visits gets per batch: its visits in the batch and, for a user whose entity may
+    /// not be live, its state as recovered for the batch (read for all of the batch's users at once;
+    /// <see cref="UserSessionState.Empty"/> when it has none). <paramref name="Recovered"/> is null when the user's
+    /// session is open and its entity live: the entity answers from memory and never reads the store.
     /// </summary>
-    public sealed record ApplyBatch(long UserId, long Batch, IReadOnlyList<PageVisit> Visits, UserSessionState Recovered) : IUserSessionMessage;
+    public sealed record ApplyBatch(long UserId, long Batch, IReadOnlyList<PageVisit> Visits, UserSessionState? Recovered) : IUserSessionMessage;
+
+    /// <summary>
+    /// The user's session closed in <paramref name="Batch"/> (it got no visit): a live entity lets go of it and
+    /// passivates. Sent only where an entity may be live; no answer. Nothing is saved: the stored state reads as
+    /// closed from that batch on.
+    /// </summary>
+    public sealed record CloseSession(long UserId, long Batch) : IUserSessionMessage;
 
     /// <summary>
     /// The batch's outcome for the user, its new state queued for the store's next group commit (the batch
@@ -25,6 +35,40 @@ public static class UserSessionProtocol
     public sealed record BatchApplied(long UserId, long Batch, BatchOutcome? Outcome) : IUserSessionMessage;
 
     public sealed record BatchApplyFailed(long UserId, long Batch, string Reason) : IUserSessionMessage;
+
+    /// <summary>
+    /// A share of a batch's per-user messages, delivered by the region to the users' entities: still one message
+    /// per user, carried to each shard together. Answered with one <see cref="UsersAnswered"/> once every
+    /// <see cref="ApplyBatch"/> in it is answered.
+    /// </summary>
+    public sealed record DeliverToUsers(long Batch, IReadOnlyList<IUserSessionMessage> Messages);
+
+    public sealed record UsersAnswered(long Batch, IReadOnlyList<BatchApplied> Applied, IReadOnlyList<BatchApplyFailed> Failed);
+
+    /// <summary>
+    /// Stop every live entity: what they hold may be ahead of the store (a batch failed after they applied it) or
+    /// behind the tables (a rewind). The users' next batch recovers them from the store.
+    /// </summary>
+    public sealed class ResetEntities
+    {
+        public static ResetEntities Instance { get; } = new();
+
+        private ResetEntities()
+        {
+        }
+    }
+
+    public sealed class GetRegionStats
+    {
+        public static GetRegionStats Instance { get; } = new();
+
+        private GetRegionStats()
+        {
+        }
+    }
+
+    /// <summary>Entities live now, and every entity ever started (a user's second incarnation counts again).</summary>
+    public sealed record RegionStats(long LiveEntities, long Incarnations);
 }
 
 /// <summary>Messages to and from the session sink.</summary>

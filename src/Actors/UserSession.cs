@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.UserState;
@@ -7,20 +8,21 @@ using static Sessionization.Actors.UserSessionProtocol;
 namespace Sessionization.Actors;
 
 /// <summary>
-/// One user's pending session, with durable state, for one batch: it is created with the batch's
-/// <see cref="ApplyBatch"/>, which carries its state as recovered for the batch, decides the batch's one event,
-/// hands the state the event leads to to the store's next group commit, answers with the outcome and stops.
-/// The answer is the batch's to make durable: the batch reaches its output tables only after the store has
-/// committed every state saved for it (<see cref="IUserStateStore.FlushAsync"/>), so a user never waits on
-/// a disk flush of its own. A batch it has applied already (its recovered state says so) is answered from
-/// that state, without a second save. Every user stops after its batch: an open session may close without
-/// its user hearing of it, and the store answers the user's next batch; memory holds only the users of the
-/// batch in flight.
+/// One user's session entity. It starts with the first batch that brings the user visits, taking its state as
+/// recovered for that batch, and then lives while the session is open: each later batch with visits is decided
+/// and applied against the state it holds in memory, without reading the store. Each batch it takes part in
+/// queues its one new state for the store's next group commit and answers with the outcome; the batch reaches
+/// the output tables only after the store has committed every state saved for it
+/// (<see cref="IUserStateStore.FlushAsync"/>), so an entity never waits on a disk flush of its own. It
+/// passivates when its session closes (<see cref="CloseSession"/>) or, through its shard, after
+/// <c>passivate-after</c> batches without a visit. A batch that fails after entities applied it stops them all
+/// (<see cref="ResetEntities"/>): memory never answers a retry with a state the store may not have.
 /// </summary>
 public sealed class UserSession : UntypedActor
 {
     private readonly IUserStateStore _store;
     private readonly long _userId;
+    private UserSessionState? _state;
 
     public UserSession(long userId, IUserStateStore store)
     {
@@ -34,22 +36,30 @@ public sealed class UserSession : UntypedActor
     // Built from the type, not from an expression: an expression would be compiled anew for every user.
     public static Props Props(long userId, IUserStateStore store) => Akka.Actor.Props.Create<UserSession>(userId, store);
 
-    // A plain switch rather than ReceiveActor handlers: one of these actors is created per user per batch, and
-    // building typed handlers for each would cost more than the batch's work for the user.
+    // A plain switch rather than ReceiveActor handlers: a batch starts an entity for each new user, and building
+    // typed handlers for each would cost more than the batch's work for the user.
     protected override void OnReceive(object message)
     {
-        if (message is ApplyBatch command)
-            Sender.Tell(Apply(command));
-        else
-            Unhandled(message);
-        Context.Stop(Self);
+        switch (message)
+        {
+            case ApplyBatch command:
+                Sender.Tell(Apply(command));
+                break;
+            case CloseSession close:
+                Close(close.Batch);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
     }
 
     private object Apply(ApplyBatch command)
     {
         try
         {
-            var state = command.Recovered;
+            var state = command.Recovered ?? _state
+                ?? throw new InvalidOperationException($"its session is open but its state is not in memory for batch {command.Batch}");
             var decided = state.Decide(command.Batch, command.Visits);
             if (decided is not null)
             {
@@ -57,12 +67,22 @@ public sealed class UserSession : UntypedActor
                 _store.Save(command.Batch, _userId, UserStateCodec.Encode(state));
             }
 
+            _state = state;
             return new BatchApplied(_userId, command.Batch, state.OutcomeOf(command.Batch));
         }
         catch (Exception e)
         {
-            // A recovered state that cannot take the batch fails the batch with the reason, never silently.
+            // A state that cannot take the batch fails the batch with the reason, never silently.
             return new BatchApplyFailed(_userId, command.Batch, $"{IdFor(_userId)}: {e.Message}");
         }
+    }
+
+    private void Close(long batch)
+    {
+        // The session ends in memory as it does in the store's reading of the last saved state (open until the
+        // batch after it, closed from then on), so nothing is saved; the entity then has nothing left to hold.
+        if (_state?.Decide(batch, []) is SessionClosed closed)
+            _state = _state.Apply(closed);
+        Context.Parent.Tell(new Passivate(PoisonPill.Instance));
     }
 }

@@ -61,7 +61,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             akka.AddHocon(config, HoconAddMode.Append);
             akka.WithActors((system, registry) =>
             {
-                var users = system.ActorOf(UserSessionParent.Props(store), "user-sessions");
+                var users = system.ActorOf(UserSessionRegion.Props(store, settings.UserSessionShards, settings.PassivateAfter), "user-sessions");
                 var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
                 registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id));
             });

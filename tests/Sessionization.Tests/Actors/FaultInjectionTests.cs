@@ -52,7 +52,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
             ExpectTerminated(actor, Patience);
         }
 
-        var users = Sys.ActorOf(UserSessionParent.Props(_store));
+        var users = Sys.ActorOf(UserSessionRegion.Props(_store));
         var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
         if (sinkFailsOnceAt is { } failing)
             sink = Sys.ActorOf(Props.Create(() => new SinkFailingOnce(sink, failing)));

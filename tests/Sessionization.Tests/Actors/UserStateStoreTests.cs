@@ -83,7 +83,7 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     public async Task A_user_session_saves_its_new_state_and_answers_a_replay_from_the_recovered_one_without_saving_again()
     {
         using var store = new FaultyUserStateStore(Open());
-        var users = Sys.ActorOf(UserSessionParent.Props(store));
+        var users = Sys.ActorOf(UserSessionRegion.Props(store));
 
         users.Tell(new ApplyBatch(7, 0, [new PageVisit(1, "a")], UserSessionState.Empty(7)));
         Assert.Equal("a", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);

@@ -23,7 +23,7 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
     {
         _settings = SessionizationSettings.FromConfig(Sys.Settings.Config) with { BaseDirectory = _temp.Path };
         _store = UserStateStore.Sqlite(_temp.Combine("state", "users.db"), TimeSpan.FromSeconds(5));
-        _users = Sys.ActorOf(UserSessionParent.Props(_store), "user-sessions");
+        _users = Sys.ActorOf(UserSessionRegion.Props(_store), "user-sessions");
         _sink = Sys.ActorOf(SessionSink.Props(_temp.Path), "session-sink");
     }
 
