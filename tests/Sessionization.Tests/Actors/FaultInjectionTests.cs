@@ -4,6 +4,7 @@ using Akka.Persistence;
 using Akka.Persistence.TestKit;
 using Akka.TestKit.Xunit2;
 using Sessionization.Actors;
+using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
@@ -137,6 +138,20 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
             ],
             pending);
         Assert.Equal([(1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html", 2L), (2L, "page_3.html -> page_3.html", 2L)], completed);
+        await AssertStoreAfterThreeBatches();
+    }
+
+    /// <summary>The user states every later batch could read back are those of a run without faults: none ahead, none lost.</summary>
+    private async Task AssertStoreAfterThreeBatches()
+    {
+        async Task<List<(long User, long Batch, string? Open)>> Readable(long batch) =>
+            (await _store.LoadForBatchAsync(batch)).Select(s => UserStateCodec.Decode(s.Value.State.Span))
+                .Select(s => (s.UserId, s.LastAppliedBatch, s.Open?.ConcatenatedPages)).OrderBy(s => s.UserId).ToList();
+
+        Assert.Equal(
+            [(1L, 1L, "page_1.html -> page_2.html -> page_1.html -> page_2.html"), (2L, 1L, "page_3.html -> page_3.html"), (3L, 2L, "page_4.html -> page_4.html -> page_1.html"), (4L, 2L, "page_2.html")],
+            await Readable(2));
+        Assert.Equal([(3L, 2L, "page_4.html -> page_4.html -> page_1.html"), (4L, 2L, "page_2.html")], await Readable(3));
     }
 
     private async Task RunTheWalkthroughWith(int faultyBatch, Func<Task> injectFault, string expectedReason, bool restartAfterFault = false)
