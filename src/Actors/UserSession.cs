@@ -21,20 +21,22 @@ namespace Sessionization.Actors;
 public sealed class UserSession : UntypedActor
 {
     private readonly IUserStateStore _store;
-    private readonly long _userId;
+    private long _userId;
     private UserSessionState? _state;
 
-    public UserSession(long userId, IUserStateStore store)
+    public UserSession(IUserStateStore store)
     {
         _store = store;
-        _userId = userId;
     }
 
     /// <summary>How the user's session is named in actor names and failure messages.</summary>
     public static string IdFor(long userId) => $"user-session-{userId}";
 
-    // Built from the type, not from an expression: an expression would be compiled anew for every user.
-    public static Props Props(long userId, IUserStateStore store) => Akka.Actor.Props.Create<UserSession>(userId, store);
+    /// <summary>
+    /// One Props for all of a shard's entities: the entity learns its user from its first message, so starting one
+    /// needs neither reflection over constructor arguments nor a factory compiled per user.
+    /// </summary>
+    public static Props Props(IUserStateStore store) => Akka.Actor.Props.Create(() => new UserSession(store));
 
     // A plain switch rather than ReceiveActor handlers: a batch starts an entity for each new user, and building
     // typed handlers for each would cost more than the batch's work for the user.
@@ -56,6 +58,7 @@ public sealed class UserSession : UntypedActor
 
     private object Apply(ApplyBatch command)
     {
+        _userId = command.UserId;
         try
         {
             var state = command.Recovered ?? _state

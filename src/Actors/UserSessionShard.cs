@@ -17,7 +17,7 @@ public sealed class UserSessionShard : UntypedActor
     private readonly Dictionary<long, Entity> _entities = [];
     private readonly Dictionary<long, long> _awaiting = [];
     private readonly Dictionary<long, Part> _parts = [];
-    private readonly IUserStateStore _store;
+    private readonly Props _entityProps;
     private readonly int _passivateAfter;
     private readonly EntityCounters _counters;
     private long _started;
@@ -25,7 +25,7 @@ public sealed class UserSessionShard : UntypedActor
 
     public UserSessionShard(IUserStateStore store, int passivateAfter, EntityCounters counters)
     {
-        _store = store;
+        _entityProps = UserSession.Props(store);
         _passivateAfter = passivateAfter;
         _counters = counters;
     }
@@ -144,7 +144,7 @@ public sealed class UserSessionShard : UntypedActor
         }
 
         // Named by user and incarnation: an earlier incarnation may still be stopping.
-        var started = Context.ActorOf(UserSession.Props(userId, _store), $"{UserSession.IdFor(userId)}.{++_started}");
+        var started = Context.ActorOf(_entityProps, $"{UserSession.IdFor(userId)}.{++_started}");
         _entities[userId] = new Entity(started, batch);
         _counters.Started();
         return started;
