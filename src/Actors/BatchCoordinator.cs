@@ -24,18 +24,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private readonly IActorRef _sink;
     private readonly VisitsTable _visits;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private CoordinatorState _state = CoordinatorState.Initial;
-    private IReadOnlyList<SessionRow>? _pendingRows;
+    private BatchCoordination _coordination = BatchCoordination.Initial;
+    private IReadOnlyList<SessionRecord>? _pendingRows;
     private IActorRef? _reportTo;
-    private int _maxFiles;
-    private BadRowsMode _badRows;
-    private bool _drain;
-    private long? _drainUpToVersion;
-    private long? _rewindRequested;
-    private bool _busy;
-    private int _batchesThisRun;
     private int _attempt;
-    private bool _replayed;
     private bool _agreementChecked;
 
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink)
@@ -45,28 +37,25 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         _store = store;
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
-        _maxFiles = settings.MaxFilesPerBatch;
 
-        Recover<SnapshotOffer>(offer => _state = (CoordinatorState)offer.Snapshot);
-        Recover<ICoordinatorEvent>(e => _state = _state.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
+        Recover<SnapshotOffer>(offer => _coordination = _coordination with { State = (CoordinatorState)offer.Snapshot });
+        Recover<ICoordinatorEvent>(e => _coordination = _coordination.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
 
-        Command<RunUntilDrained>(OnRunUntilDrained);
+        Command<RunUntilDrained>(m =>
+        {
+            _reportTo = m.ReportTo;
+            _coordination = _coordination.DrainRequested(m.MaxFilesPerBatch, m.BadRows, m.FromBatch);
+            Next();
+        });
         Command<StartPolling>(m =>
         {
             _reportTo = m.ReportTo;
-            _maxFiles = m.MaxFilesPerBatch;
-            _badRows = m.BadRows;
-            _drain = false;
+            _coordination = _coordination.PollingRequested(m.MaxFilesPerBatch, m.BadRows);
             Timers.StartPeriodicTimer(Poll.Instance, Poll.Instance, m.Interval);
-            if (!_busy)
-                Next();
+            Next();
         });
-        Command<Poll>(_ =>
-        {
-            if (!_busy)
-                Next();
-        });
-        Command<GetStatus>(_ => Sender.Tell(new StatusResult(_state)));
+        Command<Poll>(_ => Next());
+        Command<GetStatus>(_ => Sender.Tell(new StatusResult(State)));
         Command<Planned>(OnPlanned);
         Command<PlanFailed>(f => Failed(f.Reason));
         Command<BatchExecuted>(OnExecuted);
@@ -74,7 +63,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         Command<RewindFinished>(OnRewound);
         Command<RewindFailed>(f => Failed($"rewind to batch {f.Batch} failed: {f.Reason}"));
         Command<SaveSnapshotSuccess>(OnCheckpointSaved);
-        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {0} was not saved: {1}", _state.NextBatch, f.Cause.Message));
+        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {0} was not saved: {1}", State.NextBatch, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("old checkpoints were not deleted: {0}", f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -98,54 +87,22 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private sealed record PlanFailed(string Reason);
 
-    private void OnRunUntilDrained(RunUntilDrained m)
-    {
-        _reportTo = m.ReportTo;
-        _maxFiles = m.MaxFilesPerBatch;
-        _badRows = m.BadRows;
-        _drain = true;
-        _drainUpToVersion = null;
-        _batchesThisRun = 0;
-        // A batch in flight is finished before a rewind, so that the rewind takes back everything it touched;
-        // whether the batch asked for is retained is checked once it is.
-        _rewindRequested = m.FromBatch;
+    private CoordinatorState State => _coordination.State;
 
-        if (!_busy)
-            Next();
-    }
-
-    private string RewindRefusal(long from)
-    {
-        if (from >= _state.NextBatch)
-            return $"batch {from} has not been committed yet (the next batch is {_state.NextBatch})";
-        var retained = _state.RetainedBatches.ToList();
-        return retained.Count == 0
-            ? $"batch {from} is no longer retained; no checkpoints are retained"
-            : $"batch {from} is no longer retained; retained checkpoints: batches {string.Join(", ", Ranges(retained))}";
-    }
-
-    private static IEnumerable<string> Ranges(List<long> batches)
-    {
-        for (var i = 0; i < batches.Count;)
-        {
-            var j = i;
-            while (j + 1 < batches.Count && batches[j + 1] == batches[j] + 1)
-                j++;
-            yield return i == j ? $"{batches[i]}" : $"{batches[i]}..{batches[j]}";
-            i = j + 1;
-        }
-    }
+    private void Apply(ICoordinatorEvent e) => _coordination = _coordination.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
 
     private void Next()
     {
-        _busy = true;
+        var (next, step) = _coordination.Next();
+        if (step is null)
+            return;
         if (!_agreementChecked)
         {
             // Checked once, before the state is first used: after that the coordinator is the tables' only writer.
             string? disagreement;
             try
             {
-                disagreement = StateAgreement.Check(_state, OutputTables.Batches(_settings.BaseDirectory), _rewindRequested);
+                disagreement = StateAgreement.Check(State, OutputTables.Batches(_settings.BaseDirectory), _coordination.RewindRequested);
             }
             catch (Exception e)
             {
@@ -162,49 +119,35 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
             _agreementChecked = true;
         }
 
-        if (_state.InFlight is { } inFlight)
+        _coordination = next;
+        switch (step)
         {
-            // A batch planned before a crash or failure runs again exactly as planned.
-            Execute(inFlight, replayed: true);
-            return;
+            case CoordinatorStep.ReplayBatch replay:
+                Execute(replay.Plan);
+                break;
+            case CoordinatorStep.ResumeRewind resume:
+                StartRewind(resume.Batch);
+                break;
+            case CoordinatorStep.BeginRewind begin:
+                Persist(new RewindStarted(begin.Batch), e =>
+                {
+                    Apply(e);
+                    StartRewind(begin.Batch);
+                });
+                break;
+            case CoordinatorStep.RefuseRewind refuse:
+                Failed(refuse.Reason);
+                break;
+            case CoordinatorStep.PlanBatch plan:
+                var visits = _visits;
+                Task.Run(() =>
+                    {
+                        var limit = plan.UpToVersion ?? visits.Delta.LatestVersion() ?? -1;
+                        return new Planned(BatchPlanner.PlanNext(plan.Batch, plan.Cursor, visits.FilesFrom(plan.Cursor), plan.MaxFilesPerBatch, limit), limit);
+                    })
+                    .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
+                break;
         }
-
-        if (_state.RewindingTo is { } rewinding)
-        {
-            // A rewind interrupted by a crash is run again; each of its steps is idempotent.
-            StartRewind(rewinding);
-            return;
-        }
-
-        if (_rewindRequested is { } requested)
-        {
-            _rewindRequested = null;
-            if (!_state.CanRewindTo(requested))
-            {
-                Failed(RewindRefusal(requested));
-                return;
-            }
-
-            Persist(new RewindStarted(requested), e =>
-            {
-                _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
-                StartRewind(requested);
-            });
-            return;
-        }
-
-        var batch = _state.NextBatch;
-        var cursor = _state.Cursor;
-        var maxFiles = _maxFiles;
-        var visits = _visits;
-        var upTo = _drain ? _drainUpToVersion : long.MaxValue;
-        Task.Run(() =>
-            {
-                // A drain run takes what was committed when it began (Spark's "available now"), so it always ends.
-                var limit = upTo ?? visits.Delta.LatestVersion() ?? -1;
-                return new Planned(BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), maxFiles, limit), limit);
-            })
-            .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
     }
 
     private void StartRewind(long batch)
@@ -217,8 +160,9 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     {
         Persist(new RewindCompleted(finished.Batch), e =>
         {
-            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
-            SaveSnapshot(_state);
+            Apply(e);
+            _coordination = _coordination.Rewound();
+            SaveSnapshot(State);
             _reportTo?.Tell(new RewindReport(finished.Batch, finished.UndoneBatches, finished.UsersReset));
             Next();
         });
@@ -226,28 +170,23 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnPlanned(Planned planned)
     {
-        if (_drain)
-            _drainUpToVersion ??= planned.UpToVersion;
+        (_coordination, var finished) = _coordination.Planned(planned.Plan, planned.UpToVersion);
+        if (finished)
+            _reportTo?.Tell(new RunFinished(_coordination.BatchesThisRun));
         if (planned.Plan is not { } plan)
-        {
-            _busy = false;
-            if (_drain)
-                _reportTo?.Tell(new RunFinished(_batchesThisRun));
             return;
-        }
 
         Persist(new BatchPlanned(plan), e =>
         {
-            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
-            Execute(plan, replayed: false);
+            Apply(e);
+            Execute(plan);
         });
     }
 
-    private void Execute(BatchPlan plan, bool replayed)
+    private void Execute(BatchPlan plan)
     {
-        _replayed = replayed;
         Context.ActorOf(
-            BatchExecution.Props(plan, _pendingRows, _badRows, _settings.BaseDirectory, _store, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
+            BatchExecution.Props(plan, _pendingRows, _coordination.Request!.BadRows, _settings.BaseDirectory, _store, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
     }
 
@@ -256,13 +195,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         var plan = executed.Plan;
         Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed), e =>
         {
-            _state = _state.Apply(e, LastSequenceNr, _settings.RetainCheckpoints);
+            Apply(e);
+            var replayed = _coordination.Replaying;
+            _coordination = _coordination.Committed();
             _pendingRows = executed.PendingRows;
-            SaveSnapshot(_state);
-            _batchesThisRun++;
+            SaveSnapshot(State);
             _reportTo?.Tell(new BatchReport(
                 plan.Batch, plan.Files.Count, plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
-                executed.Pending, executed.Completed, executed.Quarantined, _replayed, executed.Elapsed));
+                executed.Pending, executed.Completed, executed.Quarantined, replayed, executed.Elapsed));
             Next();
         });
     }
@@ -270,16 +210,16 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private void OnCheckpointSaved(SaveSnapshotSuccess saved)
     {
         // The oldest retained checkpoint's commit is the oldest journal position still needed; everything before it goes.
-        if (_state.Checkpoints.Count == 0)
+        if (State.Checkpoints.Count == 0)
             return;
-        var oldest = _state.Checkpoints[0].CommitSequenceNr;
+        var oldest = State.Checkpoints[0].CommitSequenceNr;
         if (oldest <= 1)
             return;
         DeleteSnapshots(new SnapshotSelectionCriteria(oldest - 1));
         DeleteMessages(oldest - 1);
         // A rewind to the oldest retained batch needs the user states the batch before it left; older ones go.
         var log = _log;
-        var keepFrom = _state.Checkpoints[0].Batch - 1;
+        var keepFrom = State.Checkpoints[0].Batch - 1;
         _store.PruneBeforeAsync(keepFrom).ContinueWith(
             t => log.Warning("user session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
             TaskContinuationOptions.OnlyOnFaulted);
@@ -323,7 +263,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
 
     private void Failed(string reason)
     {
-        _busy = false;
+        _coordination = _coordination.Failed();
         ForgetLiveState();
         // A worker reports the failure and tries the same batch again at its next poll; a drain run ends.
         _reportTo?.Tell(new RunFailed(reason));

@@ -1,0 +1,122 @@
+using Sessionization.Domain;
+
+namespace Sessionization.Tests.Domain;
+
+public class BatchCoordinationTests
+{
+    private const int Retain = 3;
+
+    private static BatchPlan PlanFor(CoordinatorState state) =>
+        new(state.NextBatch, state.Cursor, new SourceCursor(state.NextBatch + 1, 0), [new SourceFile(state.NextBatch, 0, $"f{state.NextBatch}", 1)]);
+
+    /// <summary>Plans and commits <paramref name="batches"/> batches through the coordination, as the actor would.</summary>
+    private static BatchCoordination Commit(BatchCoordination coordination, int batches)
+    {
+        var sequenceNr = 0L;
+        for (var i = 0; i < batches; i++)
+        {
+            var plan = PlanFor(coordination.State);
+            coordination = coordination.Apply(new BatchPlanned(plan), ++sequenceNr, Retain);
+            coordination = coordination.Apply(new BatchCommitted(plan.Batch, plan.To, 1, 1, 0), ++sequenceNr, Retain).Committed();
+        }
+
+        return coordination;
+    }
+
+    [Fact]
+    public void Nothing_happens_before_a_request_or_while_busy()
+    {
+        Assert.Null(BatchCoordination.Initial.Next().Step);
+
+        var (busy, step) = BatchCoordination.Initial.PollingRequested(4, BadRowsMode.Fail).Next();
+        Assert.IsType<CoordinatorStep.PlanBatch>(step);
+        Assert.True(busy.Busy);
+        Assert.Null(busy.Next().Step);
+    }
+
+    [Fact]
+    public void A_drain_fixes_its_version_limit_at_its_first_look_and_finishes_when_nothing_is_left()
+    {
+        var (first, step) = BatchCoordination.Initial.DrainRequested(2, BadRowsMode.Quarantine, null).Next();
+        var plan = Assert.IsType<CoordinatorStep.PlanBatch>(step);
+        Assert.Equal(new CoordinatorStep.PlanBatch(0, SourceCursor.Start, 2, null), plan);
+
+        var (planned, finished) = first.Planned(PlanFor(first.State), 7);
+        Assert.False(finished);
+        var committed = planned.Apply(new BatchPlanned(PlanFor(first.State)), 1, Retain)
+            .Apply(new BatchCommitted(0, new SourceCursor(1, 0), 1, 1, 0), 2, Retain).Committed();
+
+        var (second, next) = committed.Next();
+        Assert.Equal(7, Assert.IsType<CoordinatorStep.PlanBatch>(next).UpToVersion);
+        var (done, drained) = second.Planned(null, 9);
+        Assert.True(drained);
+        Assert.False(done.Busy);
+        Assert.Equal(1, done.BatchesThisRun);
+        Assert.Equal(7, done.DrainUpToVersion);
+    }
+
+    [Fact]
+    public void Polling_never_finishes_and_plans_up_to_every_commit_there_is()
+    {
+        var (polling, step) = BatchCoordination.Initial.PollingRequested(1, BadRowsMode.Fail).Next();
+        Assert.Equal(BatchCoordination.NoVersionLimit, Assert.IsType<CoordinatorStep.PlanBatch>(step).UpToVersion);
+
+        var (idle, finished) = polling.Planned(null, 3);
+        Assert.False(finished);
+        Assert.False(idle.Busy);
+        Assert.Null(idle.DrainUpToVersion);
+    }
+
+    [Fact]
+    public void A_batch_in_flight_is_replayed_before_a_requested_rewind_and_the_rewind_follows()
+    {
+        var committed = Commit(BatchCoordination.Initial, 3);
+        var inFlight = committed.Apply(new BatchPlanned(PlanFor(committed.State)), 7, Retain);
+
+        var (replaying, step) = inFlight.DrainRequested(1, BadRowsMode.Fail, fromBatch: 1).Next();
+        Assert.Equal(3, Assert.IsType<CoordinatorStep.ReplayBatch>(step).Plan.Batch);
+        Assert.True(replaying.Replaying);
+
+        var afterReplay = replaying.Apply(new BatchCommitted(3, new SourceCursor(4, 0), 1, 1, 0), 8, Retain).Committed();
+        var (rewinding, rewind) = afterReplay.Next();
+        Assert.Equal(new CoordinatorStep.BeginRewind(1), rewind);
+        Assert.False(rewinding.Replaying);
+        Assert.Null(rewinding.RewindRequested);
+    }
+
+    [Fact]
+    public void A_rewind_interrupted_by_a_crash_is_resumed_before_anything_is_planned()
+    {
+        var committed = Commit(BatchCoordination.Initial, 3);
+        var rewinding = committed.Apply(new RewindStarted(2), 7, Retain) with { Request = null };
+
+        var (_, step) = rewinding.PollingRequested(1, BadRowsMode.Fail).Next();
+
+        Assert.Equal(new CoordinatorStep.ResumeRewind(2), step);
+    }
+
+    [Theory]
+    [InlineData(-1, "batch -1 does not exist: batches are numbered from 0")]
+    [InlineData(5, "batch 5 has not been committed yet (the next batch is 4)")]
+    [InlineData(0, "batch 0 is no longer retained; retained checkpoints: batches 1..3")]
+    public void A_rewind_to_a_batch_without_a_checkpoint_is_refused_with_what_is_retained(long from, string reason)
+    {
+        var committed = Commit(BatchCoordination.Initial, 4);
+
+        var (refused, step) = committed.DrainRequested(1, BadRowsMode.Fail, from).Next();
+
+        Assert.Equal(new CoordinatorStep.RefuseRewind(reason), step);
+        Assert.False(refused.Failed().Busy);
+        Assert.Null(refused.RewindRequested);
+    }
+
+    [Fact]
+    public void A_rewind_to_the_next_batch_is_allowed_and_takes_nothing_back_but_uncommitted_output()
+    {
+        var committed = Commit(BatchCoordination.Initial, 2);
+
+        var (_, step) = committed.DrainRequested(1, BadRowsMode.Fail, 2).Next();
+
+        Assert.Equal(new CoordinatorStep.BeginRewind(2), step);
+    }
+}
