@@ -17,7 +17,7 @@ public static class Floor
     private static readonly DataField<long> Batch = new("batch_number", false);
     private static readonly ParquetSchema Schema = new(UserId, Pages, Batch);
 
-    public static async Task<TimeSpan> RunAsync(VisitsTable visits, IReadOnlyList<SourceFile> files, IReadOnlyList<SessionRow> pending, IReadOnlyList<SessionRow> completed, string outputDirectory)
+    public static async Task<TimeSpan> RunAsync(VisitsTable visits, IReadOnlyList<SourceFile> files, IReadOnlyList<SessionRecord> pending, IReadOnlyList<SessionRecord> completed, string outputDirectory)
     {
         Directory.CreateDirectory(outputDirectory);
         var clock = Stopwatch.StartNew();
@@ -30,7 +30,7 @@ public static class Floor
         return clock.Elapsed;
     }
 
-    private static async Task WriteAsync(string path, IReadOnlyList<SessionRow> rows)
+    private static async Task WriteAsync(string path, IReadOnlyList<SessionRecord> rows)
     {
         await using var stream = File.Create(path);
         await using var writer = await ParquetWriter.CreateAsync(Schema, stream, ParquetFiles.WriteOptions);

@@ -3,6 +3,7 @@ using BenchmarkDotNet.Running;
 using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Microbench;
 

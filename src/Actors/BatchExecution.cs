@@ -33,8 +33,8 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly IActorRef _sink;
     private readonly IUserStateStore _store;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly List<SessionRow> _pending = [];
-    private readonly List<SessionRow> _completed = [];
+    private readonly List<SessionRecord> _pending = [];
+    private readonly List<SessionRecord> _completed = [];
     private readonly int _shareSize;
     private readonly TimeSpan _timeout;
     private Loaded? _loaded;
@@ -48,7 +48,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     /// live (null after a start, a failure or a rewind: then the rows are read from the table and the users' states
     /// from the store).
     /// </param>
-    public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
+    public BatchExecution(BatchPlan plan, IReadOnlyList<SessionRecord>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight)
     {
         _plan = plan;
         _shareSize = Math.Max(1, maxInFlight / SharesInFlight);
@@ -81,7 +81,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     // Bound to this actor: its streams stop with it when the batch fails or is abandoned.
     private IMaterializer Materializer => _materializer ??= Context.Materializer();
 
-    public static Props Props(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
+    public static Props Props(BatchPlan plan, IReadOnlyList<SessionRecord>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IActorRef userSessions, IActorRef sink, TimeSpan timeout, int maxInFlight) =>
         Akka.Actor.Props.Create(() => new BatchExecution(plan, previousPending, badRows, baseDirectory, store, userSessions, sink, timeout, maxInFlight));
 
     /// <param name="States">The users' recovered states; null when their entities are live from the batch before.</param>
@@ -90,9 +90,9 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Dictionary<long, List<PageVisit>> ByUser,
         Dictionary<long, StoredUserState>? States,
         IReadOnlySet<long> OpenBefore,
-        IReadOnlyList<SessionRow> Closed,
+        IReadOnlyList<SessionRecord> Closed,
         long Visits,
-        List<QuarantinedRow> Quarantined);
+        List<QuarantinedVisit> Quarantined);
 
     private sealed class AllAnswered
     {
@@ -109,23 +109,23 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         public static TimedOut Instance { get; } = new();
     }
 
-    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRow>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IMaterializer materializer)
+    private static async Task<Loaded> LoadAsync(BatchPlan plan, IReadOnlyList<SessionRecord>? previousPending, BadRowsMode badRows, string baseDirectory, IUserStateStore store, IMaterializer materializer)
     {
         // Bulk recovery: when the entities are not live, the users' states are read while the visits are, one query
         // for the whole batch; so are the previous batch's pending rows.
         var states = previousPending is null
             ? Task.Run(async () => (Dictionary<long, StoredUserState>?)await LoadStatesAsync(plan.Batch, store))
             : Task.FromResult<Dictionary<long, StoredUserState>?>(null);
-        Task<IReadOnlyList<SessionRow>> pendingBefore = previousPending is not null || plan.Batch == 0
+        Task<IReadOnlyList<SessionRecord>> pendingBefore = previousPending is not null || plan.Batch == 0
             ? Task.FromResult(previousPending ?? [])
-            : Task.Run(async () => (IReadOnlyList<SessionRow>)await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1));
+            : Task.Run(async () => (IReadOnlyList<SessionRecord>)await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1));
         var visitsTable = VisitsTable.In(baseDirectory);
         // Files are decoded side by side and taken in plan order, so the visits keep their commit order.
         var reads = await Source.From(plan.Files)
             .SelectAsync(FilesInFlight, file => Task.Run(() => visitsTable.ReadFileAsync(file, badRows, plan.Batch)))
             .RunWith(Sink.Seq<VisitsRead>(), materializer);
         var visits = new List<Visit>(reads.Sum(r => r.Visits.Count));
-        var quarantined = new List<QuarantinedRow>();
+        var quarantined = new List<QuarantinedVisit>();
         foreach (var read in reads)
         {
             visits.AddRange(read.Visits);
@@ -187,7 +187,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     {
         if (loaded.States is null)
             return loaded.OpenBefore.Contains(userId) ? null : UserSessionState.Empty(userId);
-        return loaded.States.TryGetValue(userId, out var stored) ? UserStateCodec.Decode(stored.State.Span, pages) : UserSessionState.Empty(userId);
+        return loaded.States.TryGetValue(userId, out var stored) ? stored.Decode(pages) : UserSessionState.Empty(userId);
     }
 
     private void OnAnswered(UsersAnswered answered)
@@ -204,10 +204,10 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             switch (applied.Outcome)
             {
                 case SessionPending p:
-                    _pending.Add(SessionRow.From(p.Session, _plan.Batch));
+                    _pending.Add(SessionRecord.From(p.Session, _plan.Batch));
                     break;
                 case SessionCompleted c:
-                    _completed.Add(SessionRow.From(c.Session, _plan.Batch));
+                    _completed.Add(SessionRecord.From(c.Session, _plan.Batch));
                     break;
             }
         }
@@ -262,6 +262,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
-public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRow> PendingRows, TimeSpan Elapsed);
+public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRecord> PendingRows, TimeSpan Elapsed);
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

@@ -1,6 +1,5 @@
 using Akka.Actor;
 using Sessionization.Domain;
-using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Actors;
 
@@ -76,7 +75,7 @@ public static class SinkProtocol
 {
     /// <summary>One batch's output for the output tables, with where it came from for their commits.</summary>
     public sealed record WriteBatch(
-        long Batch, IReadOnlyList<SessionRow> Completed, IReadOnlyList<SessionRow> Pending, IReadOnlyList<QuarantinedRow> Quarantined, BatchProvenance Provenance);
+        long Batch, IReadOnlyList<SessionRecord> Completed, IReadOnlyList<SessionRecord> Pending, IReadOnlyList<QuarantinedVisit> Quarantined, BatchProvenance Provenance);
 
     /// <summary>Both tables hold the batch; a flag is false where it was there already (a replay).</summary>
     public sealed record BatchWritten(long Batch, bool PendingWritten, bool CompletedWritten);

@@ -1,3 +1,4 @@
+using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Actors;

@@ -67,7 +67,7 @@ public sealed class UserSession : UntypedActor
             if (decided is not null)
             {
                 state = state.Apply(decided);
-                _store.Save(command.Batch, _userId, UserStateCodec.Encode(state));
+                _store.Save(command.Batch, state);
             }
 
             _state = state;

@@ -162,7 +162,7 @@ public static class CrashTestCommand
         return visits;
     }
 
-    private static async Task<List<SessionRow>> SortedRowsAsync(SessionTable table) =>
+    private static async Task<List<SessionRecord>> SortedRowsAsync(SessionTable table) =>
         [.. (await table.ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId)];
 
     private static async Task<(int Visits, int Pending, int Completed)> CountsAsync(string baseDirectory) =>

@@ -120,21 +120,21 @@ public static class TableCommands
         return 0;
     }
 
-    private static async Task<List<SessionRow>> Sorted(SessionTable table)
+    private static async Task<List<SessionRecord>> Sorted(SessionTable table)
     {
         var rows = await table.ReadAllAsync();
         rows.Sort((a, b) => a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber) : a.UserId.CompareTo(b.UserId));
         return rows;
     }
 
-    private static TitledTable Project(string title, string jsonName, string[] columns, List<SessionRow> rows)
+    private static TitledTable Project(string title, string jsonName, string[] columns, List<SessionRecord> rows)
     {
         var cells = rows.Select(r => (IReadOnlyList<string?>)columns.Select(c => Cell(r, c)).ToList()).ToList();
         var values = rows.Select(r => (IReadOnlyList<JsonNode?>)columns.Select(c => Value(r, c)).ToList()).ToList();
         return new TitledTable(title, jsonName, columns, cells, values);
     }
 
-    private static string Cell(SessionRow r, string column) => column switch
+    private static string Cell(SessionRecord r, string column) => column switch
     {
         "user_id" => Num(r.UserId),
         "concatenated_pages" => r.ConcatenatedPages,
@@ -145,7 +145,7 @@ public static class TableCommands
         _ => throw new ArgumentOutOfRangeException(nameof(column)),
     };
 
-    private static JsonNode? Value(SessionRow r, string column) => column switch
+    private static JsonNode? Value(SessionRecord r, string column) => column switch
     {
         "user_id" => r.UserId,
         "batch_number" => r.BatchNumber,

@@ -29,18 +29,18 @@ public sealed record PipelineIdentity(string PipelineId, string SourceTableId)
             : null;
 }
 
-/// <summary>Where a batch came from, recorded in its commits so that a reader (or a restart) can tell which visits made it.</summary>
-public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits)
+/// <summary>A batch's provenance as its commits record it, in <c>commitInfo</c>.</summary>
+public static class BatchProvenanceJson
 {
-    public JsonObject ToJson() => new()
+    public static JsonObject ToJson(this BatchProvenance provenance) => new()
     {
-        ["batch"] = Batch,
-        ["fromVersion"] = From.Version,
-        ["fromFileIndex"] = From.FileIndex,
-        ["toVersion"] = To.Version,
-        ["toFileIndex"] = To.FileIndex,
-        ["lastVersion"] = LastVersion,
-        ["visits"] = Visits,
+        ["batch"] = provenance.Batch,
+        ["fromVersion"] = provenance.From.Version,
+        ["fromFileIndex"] = provenance.From.FileIndex,
+        ["toVersion"] = provenance.To.Version,
+        ["toFileIndex"] = provenance.To.FileIndex,
+        ["lastVersion"] = provenance.LastVersion,
+        ["visits"] = provenance.Visits,
     };
 }
 

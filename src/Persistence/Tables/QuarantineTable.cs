@@ -6,16 +6,6 @@ using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
 
-/// <summary>What to do with visits that cannot be read: fail the batch (default), or set them aside and go on.</summary>
-public enum BadRowsMode
-{
-    Fail,
-    Quarantine,
-}
-
-/// <summary>A visit, or a whole data file, set aside instead of failing the batch; <see cref="Row"/> is 1-based, null for a whole file.</summary>
-public sealed record QuarantinedRow(long BatchNumber, string SourceFile, long? Row, long? UserId, long? VisitTimeMicros, string? Page, string Reason);
-
 /// <summary>The <c>quarantine</c> table: bad visits with the reason, one commit per batch that had any.</summary>
 public sealed class QuarantineTable
 {
@@ -60,7 +50,7 @@ public sealed class QuarantineTable
         new(Path.Combine(baseDirectory, DirectoryName), checkpointInterval);
 
     /// <summary>Commits the batch's quarantined rows; a batch without any writes nothing.</summary>
-    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedRow> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null)
+    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedVisit> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null)
     {
         if (rows.Count == 0)
             return Task.FromResult(false);
@@ -77,7 +67,7 @@ public sealed class QuarantineTable
         return Log.CommitBatchAsync(batch, new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows), [times]), pipeline, provenance);
     }
 
-    private async Task WriteFileAsync(Stream stream, IReadOnlyList<QuarantinedRow> rows)
+    private async Task WriteFileAsync(Stream stream, IReadOnlyList<QuarantinedVisit> rows)
     {
         await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions);
         using var group = writer.CreateRowGroup();
@@ -91,11 +81,11 @@ public sealed class QuarantineTable
     }
 
     /// <summary>Every row of the table at its latest version, or at <paramref name="version"/> (time travel).</summary>
-    public async Task<List<QuarantinedRow>> ReadAllAsync(long? version = null)
+    public async Task<List<QuarantinedVisit>> ReadAllAsync(long? version = null)
     {
         if (!Delta.Exists)
             return [];
-        var rows = new List<QuarantinedRow>();
+        var rows = new List<QuarantinedVisit>();
         foreach (var file in Delta.LoadSnapshot(version).Files)
         {
             await using var stream = ParquetFiles.OpenLogged(Delta.Name, Delta.DataFilePath(file.Path), file.Size);
@@ -121,7 +111,7 @@ public sealed class QuarantineTable
                 await group.ReadAsync(Field("reason"), reasons);
                 for (var i = 0; i < n; i++)
                 {
-                    rows.Add(new QuarantinedRow(
+                    rows.Add(new QuarantinedVisit(
                         batches[i], sources[i], rowNumbers[i], users[i], times[i] is { } t ? Timestamps.ToMicros(t) : null, pages[i], reasons[i]));
                 }
             }

@@ -7,13 +7,6 @@ using Sessionization.Persistence.Parquet;
 
 namespace Sessionization.Persistence.Tables;
 
-/// <summary>One row of <c>sessions</c> or <c>pending_sessions</c>.</summary>
-public sealed record SessionRow(long UserId, string ConcatenatedPages, long BatchNumber, long StartTimeMicros, long EndTimeMicros, long VisitCount)
-{
-    public static SessionRow From(Session session, long batch) =>
-        new(session.UserId, session.ConcatenatedPages, batch, session.StartTimeMicros, session.EndTimeMicros, session.VisitCount);
-}
-
 /// <summary>
 /// The sessionizer's output tables. Each batch is one commit per table carrying a <c>txn</c> action
 /// (app id + batch number), so a batch that is written again after a crash is recognised and skipped.
@@ -67,7 +60,7 @@ public sealed class SessionTable
     /// always produces the same bytes.
     /// </summary>
     public Task<bool> CommitBatchAsync(
-        long batch, IReadOnlyList<SessionRow> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null, CancellationToken cancellationToken = default)
+        long batch, IReadOnlyList<SessionRecord> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null, CancellationToken cancellationToken = default)
     {
         var stats = new FileStats(rows.Count)
             .Long("user_id", rows.Select(r => (long?)r.UserId))
@@ -85,7 +78,7 @@ public sealed class SessionTable
     /// <summary>Takes back batch <paramref name="batch"/> and all later ones (see <see cref="BatchTableLog.RewindTo"/>).</summary>
     public bool RewindTo(long batch) => Log.RewindTo(batch);
 
-    private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRow> rows, CancellationToken cancellationToken)
+    private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRecord> rows, CancellationToken cancellationToken)
     {
         await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
         using var group = writer.CreateRowGroup();
@@ -116,11 +109,11 @@ public sealed class SessionTable
     }
 
     /// <summary>Every row of the table at its latest version, or at <paramref name="version"/> (time travel).</summary>
-    public async Task<List<SessionRow>> ReadAllAsync(long? version = null, CancellationToken cancellationToken = default)
+    public async Task<List<SessionRecord>> ReadAllAsync(long? version = null, CancellationToken cancellationToken = default)
     {
         if (!Delta.Exists)
             return [];
-        var rows = new List<SessionRow>();
+        var rows = new List<SessionRecord>();
         foreach (var file in Delta.LoadSnapshot(version).Files)
             rows.AddRange(await ReadFileAsync(file.Path, file.Size, cancellationToken));
         return rows;
@@ -130,7 +123,7 @@ public sealed class SessionTable
     /// The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit. A rewind
     /// commit (one that removes files) makes every older commit of a later batch dead, so those are passed over.
     /// </summary>
-    public async Task<List<SessionRow>> ReadBatchAsync(long batch, CancellationToken cancellationToken = default)
+    public async Task<List<SessionRecord>> ReadBatchAsync(long batch, CancellationToken cancellationToken = default)
     {
         var log = Delta.ListLog();
         var ceiling = long.MaxValue;
@@ -150,7 +143,7 @@ public sealed class SessionTable
                 continue;
             if (txn.Version < batch)
                 break;
-            var rows = new List<SessionRow>();
+            var rows = new List<SessionRecord>();
             foreach (var add in actions.OfType<AddFile>())
                 rows.AddRange(await ReadFileAsync(add.Path, add.Size, cancellationToken));
             return rows;
@@ -159,14 +152,14 @@ public sealed class SessionTable
         return [];
     }
 
-    private async Task<List<SessionRow>> ReadFileAsync(string logPath, long loggedSize, CancellationToken cancellationToken)
+    private async Task<List<SessionRecord>> ReadFileAsync(string logPath, long loggedSize, CancellationToken cancellationToken)
     {
         var path = Delta.DataFilePath(logPath);
         await using var stream = ParquetFiles.OpenLogged(Name, path, loggedSize);
         await using var reader = await ParquetReader.CreateAsync(stream, cancellationToken: cancellationToken);
         DataField Field(string name) => reader.Schema.DataFields.FirstOrDefault(f => f.Name == name)
             ?? throw new DeltaTableException($"{Name}/{Path.GetFileName(path)}: has no column '{name}'");
-        var rows = new List<SessionRow>();
+        var rows = new List<SessionRecord>();
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
             using var group = reader.OpenRowGroupReader(g);
@@ -184,7 +177,7 @@ public sealed class SessionTable
             await group.ReadAsync<DateTime>(Field("end_time"), ends, null, cancellationToken);
             await group.ReadAsync<long>(Field("visit_count"), counts, null, cancellationToken);
             for (var i = 0; i < n; i++)
-                rows.Add(new SessionRow(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
+                rows.Add(new SessionRecord(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
         }
 
         return rows;

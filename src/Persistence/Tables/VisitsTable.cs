@@ -11,7 +11,7 @@ namespace Sessionization.Persistence.Tables;
 public sealed class BadVisitsException(string message, Exception? inner = null) : DeltaTableException(message, inner);
 
 /// <summary>The good visits of a data file, and what was set aside.</summary>
-public sealed record VisitsRead(List<Visit> Visits, List<QuarantinedRow> Quarantined);
+public sealed record VisitsRead(List<Visit> Visits, List<QuarantinedVisit> Quarantined);
 
 /// <summary>The <c>visits_table</c>: <c>user_id</c> long, <c>visit_time</c> timestamp (UTC, microseconds), <c>page</c> string.</summary>
 public sealed class VisitsTable(string path)
@@ -175,16 +175,16 @@ public sealed class VisitsTable(string path)
     public async Task<VisitsRead> ReadFileAsync(SourceFile file, BadRowsMode mode, long batch, CancellationToken cancellationToken = default)
     {
         var name = $"{Delta.Name}/{file.Path}";
-        var quarantined = new List<QuarantinedRow>();
+        var quarantined = new List<QuarantinedVisit>();
         try
         {
             var visits = await ReadRowsAsync(file, name, mode == BadRowsMode.Fail ? null : (row, id, time, page, reason) =>
-                quarantined.Add(new QuarantinedRow(batch, file.Path, row, id, time, page, reason)), cancellationToken);
+                quarantined.Add(new QuarantinedVisit(batch, file.Path, row, id, time, page, reason)), cancellationToken);
             return new VisitsRead(visits, quarantined);
         }
         catch (BadVisitsException e) when (mode == BadRowsMode.Quarantine)
         {
-            return new VisitsRead([], [new QuarantinedRow(batch, file.Path, null, null, null, null, e.Message)]);
+            return new VisitsRead([], [new QuarantinedVisit(batch, file.Path, null, null, null, null, e.Message)]);
         }
     }
 

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Sessionization.Domain;
 
-namespace Sessionization.Actors.Serialization;
+namespace Sessionization.Persistence.UserState;
 
 /// <summary>
 /// The binary form of a user's session state in the user state store: little-endian integers, 7-bit

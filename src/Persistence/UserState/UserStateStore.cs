@@ -3,11 +3,16 @@ using System.Data.Common;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Npgsql;
+using Sessionization.Domain;
 
 namespace Sessionization.Persistence.UserState;
 
 /// <summary>A user's durable session state as it stood after one batch.</summary>
-public readonly record struct StoredUserState(long Batch, ReadOnlyMemory<byte> State);
+public readonly record struct StoredUserState(long Batch, ReadOnlyMemory<byte> State)
+{
+    /// <summary>The state itself; with <paramref name="pages"/>, equal page names of different users become one string.</summary>
+    public UserSessionState Decode(SharedStrings? pages = null) => UserStateCodec.Decode(State.Span, pages);
+}
 
 /// <summary>A user's state could not be saved; names the user, the batch and the cause.</summary>
 public sealed class UserStateSaveException(long batch, long userId, Exception cause)
@@ -21,8 +26,11 @@ public sealed class UserStateSaveException(long batch, long userId, Exception ca
 /// <summary>Where the per-user session actors keep their state; see <see cref="UserStateStore"/>.</summary>
 public interface IUserStateStore : IDisposable
 {
-    /// <summary>Queues a user's state after <paramref name="batch"/> for the next group commit.</summary>
-    void Save(long batch, long userId, byte[] state);
+    /// <summary>
+    /// Queues a user's state after <paramref name="batch"/> for the next group commit. It is encoded on the
+    /// caller's thread, so the entities of a batch encode their states in parallel and the one writer only writes.
+    /// </summary>
+    void Save(long batch, UserSessionState state);
 
     /// <summary>
     /// Completes once every save queued before it is durable; throws <see cref="UserStateSaveException"/> for
@@ -111,10 +119,10 @@ public sealed class UserStateStore : IUserStateStore
     public static string TableFor(string? pipelineId) =>
         pipelineId is null ? "user_states" : "user_states_" + Guid.Parse(pipelineId).ToString("N");
 
-    public void Save(long batch, long userId, byte[] state)
+    public void Save(long batch, UserSessionState state)
     {
-        if (!_queue.Writer.TryWrite(new Item(batch, userId, state, null, null)))
-            _failures.TryAdd(batch, new UserStateSaveException(batch, userId, new ObjectDisposedException(nameof(UserStateStore), "the user state store is closed")));
+        if (!_queue.Writer.TryWrite(new Item(batch, state.UserId, UserStateCodec.Encode(state), null, null)))
+            _failures.TryAdd(batch, new UserStateSaveException(batch, state.UserId, new ObjectDisposedException(nameof(UserStateStore), "the user state store is closed")));
     }
 
     public async Task FlushAsync(long batch)

@@ -145,7 +145,7 @@ public sealed class FaultInjectionTests : TestKit, IDisposable
     private async Task AssertStoreAfterThreeBatches()
     {
         async Task<List<(long User, long Batch, string? Open)>> Readable(long batch) =>
-            (await _store.LoadForBatchAsync(batch)).Select(s => UserStateCodec.Decode(s.Value.State.Span))
+            (await _store.LoadForBatchAsync(batch)).Select(s => s.Value.Decode())
                 .Select(s => (s.UserId, s.LastAppliedBatch, s.Open?.ConcatenatedPages)).OrderBy(s => s.UserId).ToList();
 
         Assert.Equal(

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Sessionization.Domain;
 using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Tests.Actors;
@@ -15,16 +16,16 @@ public sealed class FaultyUserStateStore(IUserStateStore inner) : IUserStateStor
 
     public int Saves => _saves;
 
-    public void Save(long batch, long userId, byte[] state)
+    public void Save(long batch, UserSessionState state)
     {
-        if (FailSaveFor(userId))
+        if (FailSaveFor(state.UserId))
         {
-            _failed.TryAdd(batch, new UserStateSaveException(batch, userId, new IOException($"disk I/O error (injected) saving user {userId}")));
+            _failed.TryAdd(batch, new UserStateSaveException(batch, state.UserId, new IOException($"disk I/O error (injected) saving user {state.UserId}")));
             return;
         }
 
         Interlocked.Increment(ref _saves);
-        inner.Save(batch, userId, state);
+        inner.Save(batch, state);
     }
 
     public async Task FlushAsync(long batch)

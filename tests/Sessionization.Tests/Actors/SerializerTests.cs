@@ -2,6 +2,7 @@ using Akka.Serialization;
 using Akka.TestKit.Xunit2;
 using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
+using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Tests.Actors;
 

@@ -78,7 +78,7 @@ public sealed class UserSessionEntityTests : TestKit, IDisposable
         Assert.Contains("user-session-7: its session is open but its state is not in memory for batch 1", ExpectMsg<BatchApplyFailed>(Patience).Reason);
 
         var stored = await _store.LoadForBatchAsync(1);
-        restarted.Tell(new ApplyBatch(7, 1, Visit(1, "page_2.html"), UserStateCodec.Decode(stored[7].State.Span)));
+        restarted.Tell(new ApplyBatch(7, 1, Visit(1, "page_2.html"), stored[7].Decode()));
         var pending = Assert.IsType<SessionPending>(ExpectMsg<BatchApplied>(Patience).Outcome);
         Assert.Equal("page_1.html -> page_2.html", pending.Session.ConcatenatedPages);
     }

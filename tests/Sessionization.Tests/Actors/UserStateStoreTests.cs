@@ -21,21 +21,21 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
 
     private UserStateStore Open() => UserStateStore.Sqlite(_temp.Combine("users.db"), TimeSpan.FromSeconds(5));
 
-    private static byte[] Bytes(long user, long batch, string page) =>
-        UserStateCodec.Encode(UserSessionState.Empty(user).Apply(new SessionOpened(batch, [new PageVisit(batch, page)])));
+    private static UserSessionState State(long user, long batch, string page) =>
+        UserSessionState.Empty(user).Apply(new SessionOpened(batch, [new PageVisit(batch, page)]));
 
-    private static string Page(StoredUserState stored) => UserStateCodec.Decode(stored.State.Span).Open!.Visits[0].Page;
+    private static string Page(StoredUserState stored) => stored.Decode().Open!.Visits[0].Page;
 
     [Fact]
     public async Task A_batch_reads_its_own_rows_over_the_batch_befores_and_nothing_older()
     {
         using (var store = Open())
         {
-            store.Save(0, 1, Bytes(1, 0, "old"));
-            store.Save(1, 1, Bytes(1, 1, "before"));
-            store.Save(1, 2, Bytes(2, 1, "before"));
-            store.Save(2, 2, Bytes(2, 2, "replayed"));
-            store.Save(3, 3, Bytes(3, 3, "later"));
+            store.Save(0, State(1, 0, "old"));
+            store.Save(1, State(1, 1, "before"));
+            store.Save(1, State(2, 1, "before"));
+            store.Save(2, State(2, 2, "replayed"));
+            store.Save(3, State(3, 3, "later"));
             await store.FlushAsync(3);
         }
 
@@ -53,7 +53,7 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     {
         using var store = Open();
         foreach (var u in Enumerable.Range(1, 5000))
-            store.Save(4, u, Bytes(u, 4, $"p{u}"));
+            store.Save(4, State(u, 4, $"p{u}"));
         await store.FlushAsync(4);
         var states = await store.LoadForBatchAsync(5);
         Assert.Equal(5000, states.Count);
@@ -65,7 +65,7 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     {
         using var store = Open();
         foreach (var (batch, user) in new[] { (0L, 1L), (1, 1), (1, 2), (2, 2), (2, 3), (3, 3) })
-            store.Save(batch, user, Bytes(user, batch, $"b{batch}"));
+            store.Save(batch, State(user, batch, $"b{batch}"));
         await store.FlushAsync(3);
 
         Assert.Equal(2, await store.RewindAsync(2));
@@ -91,14 +91,14 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
         var saved = (await store.LoadForBatchAsync(1))[7];
         Assert.Equal(0, saved.Batch);
 
-        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], UserStateCodec.Decode(saved.State.Span)));
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], saved.Decode()));
         Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
         await store.FlushAsync(1);
 
         // Batch 1 again, as after a crash before its commit: the state recovered for it already holds it.
         var recovered = (await store.LoadForBatchAsync(1))[7];
         Assert.Equal(1, recovered.Batch);
-        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], UserStateCodec.Decode(recovered.State.Span)));
+        users.Tell(new ApplyBatch(7, 1, [new PageVisit(2, "b"), new PageVisit(3, "c")], recovered.Decode()));
         Assert.Equal("a -> b -> c", ExpectMsg<BatchApplied>(Patience).Outcome!.Session.ConcatenatedPages);
         Assert.Equal(2, store.Saves);
     }
@@ -107,7 +107,7 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
     public async Task A_failed_save_fails_the_flush_of_its_batch_naming_the_user_and_the_next_flush_is_clean()
     {
         using var store = UserStateStore.Sqlite(_temp.Combine("locked", "users.db"), TimeSpan.FromMilliseconds(100));
-        store.Save(0, 1, Bytes(1, 0, "a"));
+        store.Save(0, State(1, 0, "a"));
         await store.FlushAsync(0);
 
         // Another writer holds the database's write lock: the next group commit fails after the busy timeout.
@@ -117,14 +117,14 @@ public sealed class UserStateStoreTests : TestKit, IDisposable
             await using var begin = other.CreateCommand();
             begin.CommandText = "BEGIN IMMEDIATE";
             begin.ExecuteNonQuery();
-            store.Save(1, 9, Bytes(9, 1, "b"));
+            store.Save(1, State(9, 1, "b"));
             var failure = await Assert.ThrowsAsync<UserStateSaveException>(() => store.FlushAsync(1));
             Assert.Equal((1L, 9L), (failure.Batch, failure.UserId));
             Assert.Contains("locked", failure.Message);
         }
 
         await store.FlushAsync(1);
-        store.Save(1, 9, Bytes(9, 1, "b"));
+        store.Save(1, State(9, 1, "b"));
         await store.FlushAsync(1);
         Assert.Equal("b", Page((await store.LoadForBatchAsync(1))[9]));
     }

@@ -88,7 +88,7 @@ public class DeltaTableTests
     {
         using var temp = new TempDirectory();
         var pending = SessionTable.Pending(temp.Path);
-        SessionRow[] rows = [new SessionRow(1, "a -> b", 0, 10, 20, 2)];
+        SessionRecord[] rows = [new SessionRecord(1, "a -> b", 0, 10, 20, 2)];
 
         Assert.True(await pending.CommitBatchAsync(0, rows, Pipeline));
         Assert.False(await pending.CommitBatchAsync(0, rows, Pipeline));
@@ -106,7 +106,7 @@ public class DeltaTableTests
     {
         using var a = new TempDirectory();
         using var b = new TempDirectory();
-        SessionRow[] rows = [new SessionRow(1, "x", 0, 1, 2, 2), new SessionRow(2, "y", 0, 3, 3, 1)];
+        SessionRecord[] rows = [new SessionRecord(1, "x", 0, 1, 2, 2), new SessionRecord(2, "y", 0, 3, 3, 1)];
 
         await SessionTable.Completed(a.Path).CommitBatchAsync(0, rows, Pipeline);
         await SessionTable.Completed(b.Path).CommitBatchAsync(0, rows, new PipelineIdentity(Guid.NewGuid().ToString(), "other"));
@@ -124,8 +124,8 @@ public class DeltaTableTests
     {
         using var temp = new TempDirectory();
         var completed = SessionTable.Completed(temp.Path);
-        SessionRow[] first = [new SessionRow(1, "x", 0, 1, 2, 2)];
-        SessionRow[] second = [new SessionRow(1, "x -> y", 0, 1, 5, 3)];
+        SessionRecord[] first = [new SessionRecord(1, "x", 0, 1, 2, 2)];
+        SessionRecord[] second = [new SessionRecord(1, "x -> y", 0, 1, 5, 3)];
 
         await completed.CommitBatchAsync(0, first, Pipeline);
         Assert.True(completed.RewindTo(0));
