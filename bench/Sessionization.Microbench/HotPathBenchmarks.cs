@@ -1,6 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
-using Sessionization.Actors.Serialization;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
