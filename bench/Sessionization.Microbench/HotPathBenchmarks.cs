@@ -1,3 +1,4 @@
+using System.Globalization;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using Sessionization.Domain;
@@ -73,5 +74,15 @@ public class HotPathBenchmarks
     [Benchmark(Description = "decode a user state (20 open visits)")]
     public object Deserialize() => UserStateCodec.Decode(_stateBytes);
 
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmarks).Assembly).Run(args);
+    /// <summary><c>hosting [USERS] [BATCHES]</c> compares entity hosting (see <see cref="EntityHosting"/>); anything else goes to BenchmarkDotNet.</summary>
+    public static async Task Main(string[] args)
+    {
+        if (args.FirstOrDefault() == "hosting")
+        {
+            await EntityHosting.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200_000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+            return;
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(HotPathBenchmarks).Assembly).Run(args);
+    }
 }

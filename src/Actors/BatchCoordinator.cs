@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Akka.Streams;
+using Akka.Streams.Dsl;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
@@ -14,7 +16,7 @@ namespace Sessionization.Actors;
 /// output durable. A snapshot after each commit is a checkpoint; the newest <c>retain</c> are kept, and a
 /// run can be rewound to any of them.
 /// </summary>
-public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
+public sealed class BatchCoordinator : ReceivePersistentActor
 {
     public const string Id = "batch-coordinator";
 
@@ -29,6 +31,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     private IActorRef? _reportTo;
     private int _attempt;
     private bool _agreementChecked;
+    private UniqueKillSwitch? _polling;
 
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink)
     {
@@ -51,10 +54,17 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
         {
             _reportTo = m.ReportTo;
             _coordination = _coordination.PollingRequested(m.MaxFilesPerBatch, m.BadRows);
-            Timers.StartPeriodicTimer(Poll.Instance, Poll.Instance, m.Interval);
+            // A tick source materialized in the coordinator's context: it stops with the coordinator, and a tick
+            // that comes while a batch is in flight finds nothing to do (Next() forms no second batch).
+            _polling?.Shutdown();
+            _polling = Source.Tick(m.Interval, m.Interval, Poll.Instance)
+                .ViaMaterialized(KillSwitches.Single<Poll>(), Keep.Right)
+                .To(Sink.ActorRef<Poll>(Self, PollingStopped.Instance, _ => PollingStopped.Instance))
+                .Run(Context.Materializer());
             Next();
         });
         Command<Poll>(_ => Next());
+        Command<PollingStopped>(_ => { });
         Command<GetStatus>(_ => Sender.Tell(new StatusResult(State)));
         Command<Planned>(OnPlanned);
         Command<PlanFailed>(f => Failed(f.Reason));
@@ -73,14 +83,17 @@ public sealed class BatchCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>The journal is kept under the pipeline's id, so a state only ever meets the tables it was made with.</summary>
     public override string PersistenceId => _settings.Pipeline is { } pipeline ? $"{Id}-{pipeline.PipelineId}" : Id;
 
-    public ITimerScheduler Timers { get; set; } = null!;
-
     public static Props Props(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink) =>
         Akka.Actor.Props.Create(() => new BatchCoordinator(settings, store, userSessions, sink));
 
     private sealed class Poll
     {
         public static Poll Instance { get; } = new();
+    }
+
+    private sealed class PollingStopped
+    {
+        public static PollingStopped Instance { get; } = new();
     }
 
     private sealed record Planned(BatchPlan? Plan, long UpToVersion);

@@ -39,46 +39,64 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// Starts the actor system for the base directory's pipeline (see <see cref="Pipelines"/>); a base directory
     /// without output tables gets a new pipeline and its empty tables first.
     /// </summary>
-    public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, CancellationToken cancellationToken)
-    {
-        var pipeline = Pipelines.Resolve(settings.BaseDirectory, create: true)!;
-        return await StartAsync(config, settings, pipeline, cancellationToken);
-    }
+    public static Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, CancellationToken cancellationToken) =>
+        StartAsync(config, settings, Task.Run(() => Pipelines.Resolve(settings.BaseDirectory, create: true)!, cancellationToken), cancellationToken);
 
     /// <summary>Starts the actor system for <paramref name="pipeline"/>, whose tables exist.</summary>
-    public static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, PipelineIdentity pipeline, CancellationToken cancellationToken)
-    {
-        settings = settings with { Pipeline = pipeline };
-        if (SessionizationConfig.IsSqlite(config))
-            PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
+    public static Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, PipelineIdentity pipeline, CancellationToken cancellationToken) =>
+        StartAsync(config, settings, Task.FromResult(pipeline), cancellationToken);
 
-        var store = OpenStore(config, pipeline.PipelineId);
+    /// <summary>
+    /// The output tables are read (to learn the pipeline) while the actor system starts and its journal and snapshot
+    /// store open: on two cores the two halves of start-up overlap, and only the actors that need the pipeline wait
+    /// for it.
+    /// </summary>
+    private static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, Task<PipelineIdentity> resolving, CancellationToken cancellationToken)
+    {
+        if (SessionizationConfig.IsSqlite(config))
+        {
+            try
+            {
+                PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
+            }
+            catch
+            {
+                await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
+                throw;
+            }
+        }
+
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         builder.Services.AddAkka("sessionization", akka =>
         {
             akka.AddHocon(config, HoconAddMode.Append);
-            akka.WithActors((system, registry) =>
-            {
-                var users = system.ActorOf(UserSessionRegion.Props(store, settings.UserSessionShards, settings.PassivateAfter), "user-sessions");
-                var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
-                registry.Register<BatchCoordinator>(system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id));
-            });
+            akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props, "persistence-warm-up"));
         });
 
         var host = builder.Build();
+        UserStateStore? store = null;
         try
         {
             await host.StartAsync(cancellationToken);
-            var registry = host.Services.GetRequiredService<ActorRegistry>();
-            return new SessionizerRuntime(host, store, await registry.GetAsync<BatchCoordinator>(cancellationToken), host.Services.GetRequiredService<ActorSystem>());
+            var pipeline = await resolving;
+            settings = settings with { Pipeline = pipeline };
+            store = OpenStore(config, pipeline.PipelineId);
+            var system = host.Services.GetRequiredService<ActorSystem>();
+            var users = system.ActorOf(UserSessionRegion.Props(store, settings.UserSessionShards, settings.PassivateAfter), "user-sessions");
+            var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
+            var coordinator = system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id);
+            host.Services.GetRequiredService<ActorRegistry>().Register<BatchCoordinator>(coordinator);
+            return new SessionizerRuntime(host, store, coordinator, system);
         }
         catch
         {
-            // The store's writer would otherwise outlive a runtime that never started.
+            // A failed start leaves nothing running: the table reader finishes, the store's writer closes.
+            await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
+            await host.StopAsync(CancellationToken.None);
             host.Dispose();
-            store.Dispose();
+            store?.Dispose();
             throw;
         }
     }
@@ -152,6 +170,26 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         _host.Dispose();
         // Closed after the actors: a save still queued is written, not dropped.
         _store.Dispose();
+    }
+
+    /// <summary>
+    /// Recovers an empty persistence id and stops: the journal and snapshot store plugins start, create or check
+    /// their tables and compile their first queries while the output tables are still being read, so the
+    /// coordinator's own recovery does not pay for that. It writes nothing.
+    /// </summary>
+    private sealed class PersistenceWarmUp : Akka.Persistence.UntypedPersistentActor
+    {
+        public static Props Props { get; } = Akka.Actor.Props.Create<PersistenceWarmUp>();
+
+        public override string PersistenceId => "sessionization-start-up";
+
+        protected override void OnRecover(object message)
+        {
+            if (message is Akka.Persistence.RecoveryCompleted)
+                Context.Stop(Self);
+        }
+
+        protected override void OnCommand(object message) => Unhandled(message);
     }
 
     private sealed class CoordinatorGone
