@@ -53,32 +53,23 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// </summary>
     private static async Task<SessionizerRuntime> StartAsync(Config config, SessionizationSettings settings, Task<PipelineIdentity> resolving, CancellationToken cancellationToken)
     {
-        if (SessionizationConfig.IsSqlite(config))
-        {
-            try
-            {
-                PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
-            }
-            catch
-            {
-                await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
-                throw;
-            }
-        }
-
-        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.ClearProviders();
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
-        builder.Services.AddAkka("sessionization", akka =>
-        {
-            akka.AddHocon(config, HoconAddMode.Append);
-            akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props, "persistence-warm-up"));
-        });
-
-        var host = builder.Build();
+        IHost? host = null;
         UserStateStore? store = null;
         try
         {
+            if (SessionizationConfig.IsSqlite(config))
+                PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
+
+            var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            builder.Logging.ClearProviders();
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+            builder.Services.AddAkka("sessionization", akka =>
+            {
+                akka.AddHocon(config, HoconAddMode.Append);
+                akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props, "persistence-warm-up"));
+            });
+
+            host = builder.Build();
             await host.StartAsync(cancellationToken);
             var pipeline = await resolving;
             settings = settings with { Pipeline = pipeline };
@@ -94,8 +85,12 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         {
             // A failed start leaves nothing running: the table reader finishes, the store's writer closes.
             await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
-            await host.StopAsync(CancellationToken.None);
-            host.Dispose();
+            if (host is not null)
+            {
+                await host.StopAsync(CancellationToken.None);
+                host.Dispose();
+            }
+
             store?.Dispose();
             throw;
         }
