@@ -55,6 +55,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     {
         IHost? host = null;
         UserStateStore? store = null;
+        var warmedUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = false;
         try
         {
             if (SessionizationConfig.IsSqlite(config))
@@ -66,12 +68,16 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             builder.Services.AddAkka("sessionization", akka =>
             {
                 akka.AddHocon(config, HoconAddMode.Append);
-                akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props, "persistence-warm-up"));
+                akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props(warmedUp), "persistence-warm-up"));
             });
 
             host = builder.Build();
             await host.StartAsync(cancellationToken);
+            started = true;
             var pipeline = await resolving;
+            // The journal and snapshot store finish starting before any batch can fail: a run that fails at once
+            // must not stop the actor system under a plugin still initializing.
+            await warmedUp.Task.WaitAsync(cancellationToken);
             settings = settings with { Pipeline = pipeline };
             store = OpenStore(config, pipeline.PipelineId);
             var system = host.Services.GetRequiredService<ActorSystem>();
@@ -85,6 +91,9 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         {
             // A failed start leaves nothing running: the table reader finishes, the store's writer closes.
             await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
+            // Nor is a plugin still initializing stopped under it (it would print its failure past the logger).
+            if (started)
+                await warmedUp.Task.WaitAsync(TimeSpan.FromSeconds(30)).ContinueWith(_ => { }, TaskScheduler.Default);
             if (host is not null)
             {
                 await host.StopAsync(CancellationToken.None);
@@ -170,11 +179,12 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// <summary>
     /// Recovers an empty persistence id and stops: the journal and snapshot store plugins start, create or check
     /// their tables and compile their first queries while the output tables are still being read, so the
-    /// coordinator's own recovery does not pay for that. It writes nothing.
+    /// coordinator's own recovery does not pay for that. It writes nothing. <paramref name="done"/> completes when it
+    /// stops, recovered or not: a plugin that failed to start is reported by the coordinator's own recovery.
     /// </summary>
-    private sealed class PersistenceWarmUp : Akka.Persistence.UntypedPersistentActor
+    private sealed class PersistenceWarmUp(TaskCompletionSource done) : Akka.Persistence.UntypedPersistentActor
     {
-        public static Props Props { get; } = Akka.Actor.Props.Create<PersistenceWarmUp>();
+        public static Akka.Actor.Props Props(TaskCompletionSource done) => Akka.Actor.Props.Create(() => new PersistenceWarmUp(done));
 
         public override string PersistenceId => "sessionization-start-up";
 
@@ -185,6 +195,12 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         }
 
         protected override void OnCommand(object message) => Unhandled(message);
+
+        protected override void PostStop()
+        {
+            done.TrySetResult();
+            base.PostStop();
+        }
     }
 
     private sealed class CoordinatorGone
