@@ -75,9 +75,6 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             await host.StartAsync(cancellationToken);
             started = true;
             var pipeline = await resolving;
-            // The journal and snapshot store finish starting before any batch can fail: a run that fails at once
-            // must not stop the actor system under a plugin still initializing.
-            await warmedUp.Task.WaitAsync(cancellationToken);
             settings = settings with { Pipeline = pipeline };
             store = OpenStore(config, pipeline.PipelineId);
             var system = host.Services.GetRequiredService<ActorSystem>();

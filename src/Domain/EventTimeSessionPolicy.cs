@@ -1,0 +1,271 @@
+using System.Collections.Immutable;
+
+namespace Sessionization.Domain;
+
+/// <summary>
+/// The event-time session settings (HOCON <c>sessionization.sessions</c>), in microseconds of <c>visit_time</c>.
+/// <see cref="MaxDurationMicros"/> is null when sessions have no maximum duration.
+/// </summary>
+public sealed record EventTimeSettings(long GapMicros, long? MaxDurationMicros, long WatermarkDelayMicros, long AllowedLatenessMicros)
+{
+    public static EventTimeSettings Default { get; } = new(30 * 60 * 1_000_000L, null, 0, 0);
+
+    public static EventTimeSettings From(TimeSpan gap, TimeSpan? maxDuration, TimeSpan watermarkDelay, TimeSpan allowedLateness)
+    {
+        if (gap <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(gap), gap, "the session gap must be positive");
+        if (maxDuration is { } max && max <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(maxDuration), maxDuration, "the maximum session duration must be positive");
+        if (watermarkDelay < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(watermarkDelay), watermarkDelay, "the watermark delay cannot be negative");
+        if (allowedLateness < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(allowedLateness), allowedLateness, "the allowed lateness cannot be negative");
+        return new(Micros(gap), maxDuration is { } m ? Micros(m) : null, Micros(watermarkDelay), Micros(allowedLateness));
+    }
+
+    private static long Micros(TimeSpan span) => span.Ticks / 10;
+}
+
+/// <summary>
+/// The watermark: the greatest <c>visit_time</c> committed so far minus the watermark delay. It never goes back.
+/// <see cref="None"/> before the first visit; <see cref="EndOfInput"/> after a batch that closes everything.
+/// </summary>
+public static class Watermark
+{
+    public const long None = long.MinValue;
+
+    public const long EndOfInput = long.MaxValue;
+
+    /// <summary>The watermark after a batch whose latest visit is <paramref name="latestVisitMicros"/> (null: no visits).</summary>
+    public static long After(long before, long? latestVisitMicros, long delayMicros) =>
+        latestVisitMicros is { } latest ? Math.Max(before, latest - delayMicros) : before;
+
+    /// <summary>Whether the watermark is at or past <paramref name="micros"/> + <paramref name="offset"/>, without overflowing at either end.</summary>
+    public static bool IsAtOrPast(long watermark, long micros, long offset) =>
+        watermark != None && (watermark == EndOfInput || watermark - offset >= micros);
+}
+
+/// <summary>
+/// One user's sessions in event-time mode that a later visit can still change: open sessions, and written
+/// (closed) sessions close enough to the watermark that a visit which is not late can still extend, merge or
+/// split them. They are kept as whole chains (visits less than a gap apart), because a visit before a chain's
+/// first one moves every maximum-duration boundary in it.
+/// </summary>
+public sealed record EventTimeUserState(long UserId, long LastAppliedBatch, ImmutableArray<EventTimeSession> Sessions)
+{
+    public static EventTimeUserState Empty(long userId) => new(userId, UserSessionState.NoBatch, []);
+
+    public IEnumerable<EventTimeSession> Open => Sessions.Where(s => s.WrittenIn is null);
+}
+
+/// <summary>A session's visits in <c>visit_time</c> order (ties in commit then row order); <see cref="WrittenIn"/> is the batch that wrote it to <c>sessions</c>, null while it is open.</summary>
+public sealed record EventTimeSession(ImmutableArray<PageVisit> Visits, long? WrittenIn)
+{
+    public long StartMicros => Visits[0].TimeMicros;
+
+    public long EndMicros => Visits[^1].TimeMicros;
+
+    public bool Equals(EventTimeSession? other) =>
+        other is not null && WrittenIn == other.WrittenIn && Visits.AsSpan().SequenceEqual(other.Visits.AsSpan());
+
+    public override int GetHashCode() => HashCode.Combine(Visits.Length, Visits.IsEmpty ? 0 : StartMicros, WrittenIn);
+
+    public SessionRecord ToRecord(long userId, long batch) =>
+        new(userId, string.Join(Session.PageSeparator, Visits.Select(v => v.Page)), batch, StartMicros, EndMicros, Visits.Length);
+}
+
+/// <summary>
+/// What one batch did to one user's event-time sessions: the visits set aside as late, the rows to write to
+/// <c>sessions</c> (closed sessions, new or corrected), the rows written earlier that the batch removes (a
+/// corrected session's old row, sessions merged into one), and the sessions the batch opened or changed that stay open.
+/// </summary>
+public sealed record EventTimeStep(
+    EventTimeUserState State,
+    IReadOnlyList<PageVisit> Late,
+    IReadOnlyList<SessionRecord> Written,
+    IReadOnlyList<SessionRecord> Removed,
+    IReadOnlyList<SessionRecord> OpenedOrChanged)
+{
+    public bool ChangesTables => Written.Count > 0 || Removed.Count > 0 || OpenedOrChanged.Count > 0 || Late.Count > 0;
+}
+
+/// <summary>
+/// The event-time session rule, pure: a visit less than <c>gap</c> after the user's previous visit continues its
+/// session, <c>gap</c> or more starts a new one, and so does a visit at or after <c>start + max-duration</c>. A
+/// session closes (is written) in the first batch after which the watermark is at or past <c>end + gap</c> or
+/// <c>start + max-duration</c>. A visit is late when the watermark before its batch is at or past
+/// <c>visit_time + gap + allowed-lateness</c>; every other visit joins its sessions, correcting written ones.
+/// </summary>
+public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
+{
+    public EventTimeSettings Settings { get; } = settings;
+
+    public bool IsLate(long visitMicros, long watermarkBefore) =>
+        Watermark.IsAtOrPast(watermarkBefore, visitMicros, Settings.GapMicros + Settings.AllowedLatenessMicros);
+
+    /// <summary>Whether a session is complete once the watermark is <paramref name="watermark"/>.</summary>
+    public bool Closes(EventTimeSession session, long watermark) =>
+        Watermark.IsAtOrPast(watermark, session.EndMicros, Settings.GapMicros)
+        || (Settings.MaxDurationMicros is { } max && Watermark.IsAtOrPast(watermark, session.StartMicros, max));
+
+    /// <summary>
+    /// Whether no visit that is not late can reach a chain ending at <paramref name="chainEndMicros"/> any more:
+    /// such a visit is after <c>watermark - gap - lateness</c>, so it starts a new chain once that is a gap past the end.
+    /// </summary>
+    public bool Settled(long chainEndMicros, long watermark) =>
+        Watermark.IsAtOrPast(watermark, chainEndMicros, (2 * Settings.GapMicros) + Settings.AllowedLatenessMicros);
+
+    /// <summary>
+    /// Splits one user's visits, already in <c>visit_time</c> order (ties in commit then row order), into chains of
+    /// visits less than a gap apart, each split further by the maximum duration from its first visit.
+    /// </summary>
+    public List<List<ImmutableArray<PageVisit>>> Chains(IReadOnlyList<PageVisit> ordered)
+    {
+        var chains = new List<List<ImmutableArray<PageVisit>>>();
+        var session = ImmutableArray.CreateBuilder<PageVisit>();
+        List<ImmutableArray<PageVisit>>? chain = null;
+        foreach (var visit in ordered)
+        {
+            var newChain = session.Count == 0 || visit.TimeMicros - session[^1].TimeMicros >= Settings.GapMicros;
+            var tooLong = !newChain && Settings.MaxDurationMicros is { } max && visit.TimeMicros - session[0].TimeMicros >= max;
+            if (newChain || tooLong)
+            {
+                if (session.Count > 0)
+                    chain!.Add(session.ToImmutable());
+                session.Clear();
+                if (newChain)
+                {
+                    chain = [];
+                    chains.Add(chain);
+                }
+            }
+
+            session.Add(visit);
+        }
+
+        if (session.Count > 0)
+            chain!.Add(session.ToImmutable());
+        return chains;
+    }
+
+    /// <summary>
+    /// Applies one batch to one user: <paramref name="visits"/> are the user's visits in the batch in commit then row
+    /// order (possibly none: a batch that only moves the watermark), <paramref name="watermarkBefore"/> the watermark
+    /// the previous batch left, <paramref name="watermarkAfter"/> this batch's. Null when the batch was applied already.
+    /// </summary>
+    public EventTimeStep? Step(EventTimeUserState state, long batch, IReadOnlyList<PageVisit> visits, long watermarkBefore, long watermarkAfter)
+    {
+        if (batch <= state.LastAppliedBatch)
+            return null;
+        if (watermarkAfter < watermarkBefore)
+            throw new ArgumentException($"the watermark went back from {watermarkBefore} to {watermarkAfter} in batch {batch}", nameof(watermarkAfter));
+
+        var late = new List<PageVisit>();
+        var onTime = new List<PageVisit>(visits.Count);
+        foreach (var visit in visits)
+            (IsLate(visit.TimeMicros, watermarkBefore) ? late : onTime).Add(visit);
+
+        var old = state.Sessions;
+        var retained = new List<PageVisit>(onTime.Count + old.Sum(s => s.Visits.Length));
+        foreach (var session in old)
+            retained.AddRange(session.Visits);
+        // Stable: a visit already kept was committed before this batch's, so it comes first on equal times.
+        var ordered = onTime.Count == 0 ? retained : Merge(retained, onTime);
+
+        var written = new List<SessionRecord>();
+        var removed = new List<SessionRecord>();
+        var openedOrChanged = new List<SessionRecord>();
+        var kept = ImmutableArray.CreateBuilder<EventTimeSession>();
+        var unchanged = new HashSet<EventTimeSession>(ReferenceEqualityComparer.Instance);
+        foreach (var chain in Chains(ordered))
+        {
+            var chainKept = new List<EventTimeSession>(chain.Count);
+            foreach (var visitsOfSession in chain)
+            {
+                var previous = Find(old, visitsOfSession);
+                var closes = Closes(new EventTimeSession(visitsOfSession, null), watermarkAfter);
+                if (previous is not null && (previous.WrittenIn is not null || !closes))
+                {
+                    unchanged.Add(previous);
+                    chainKept.Add(previous);
+                    continue;
+                }
+
+                var session = new EventTimeSession(visitsOfSession, closes ? batch : null);
+                if (closes)
+                    written.Add(session.ToRecord(state.UserId, batch));
+                else
+                    openedOrChanged.Add(session.ToRecord(state.UserId, batch));
+                chainKept.Add(session);
+            }
+
+            if (!Settled(chain[^1][^1].TimeMicros, watermarkAfter))
+                kept.AddRange(chainKept);
+        }
+
+        foreach (var session in old)
+        {
+            if (session.WrittenIn is { } writtenIn && !unchanged.Contains(session))
+                removed.Add(session.ToRecord(state.UserId, writtenIn));
+        }
+
+        return new EventTimeStep(new EventTimeUserState(state.UserId, batch, kept.ToImmutable()), late, written, removed, openedOrChanged);
+    }
+
+    /// <summary>
+    /// The watermark at which this user's state next needs a batch even without visits: an open session closes,
+    /// or a chain settles and is let go. Null when nothing is kept.
+    /// </summary>
+    public long? NextDeadline(EventTimeUserState state)
+    {
+        long? next = null;
+        foreach (var session in state.Sessions)
+        {
+            var due = session.WrittenIn is null
+                ? Math.Min(session.EndMicros + Settings.GapMicros, Settings.MaxDurationMicros is { } max ? session.StartMicros + max : long.MaxValue)
+                : session.EndMicros + (2 * Settings.GapMicros) + Settings.AllowedLatenessMicros;
+            next = next is { } n ? Math.Min(n, due) : due;
+        }
+
+        return next;
+    }
+
+    /// <summary>The sessions of all <paramref name="visits"/> at once (in commit then row order): what any batching must end with.</summary>
+    public IReadOnlyList<SessionRecord> Direct(IEnumerable<Visit> visits, long batch = 0)
+    {
+        var sessions = new List<SessionRecord>();
+        foreach (var user in visits.GroupBy(v => v.UserId).OrderBy(g => g.Key))
+        {
+            var ordered = user.Select(v => new PageVisit(v.VisitTimeMicros, v.Page)).OrderBy(v => v.TimeMicros).ToList();
+            foreach (var chain in Chains(ordered))
+                sessions.AddRange(chain.Select(s => new EventTimeSession(s, batch).ToRecord(user.Key, batch)));
+        }
+
+        return sessions;
+    }
+
+    private static EventTimeSession? Find(ImmutableArray<EventTimeSession> sessions, ImmutableArray<PageVisit> visits)
+    {
+        foreach (var session in sessions)
+        {
+            if (session.StartMicros == visits[0].TimeMicros && session.Visits.AsSpan().SequenceEqual(visits.AsSpan()))
+                return session;
+        }
+
+        return null;
+    }
+
+    private static List<PageVisit> Merge(List<PageVisit> kept, List<PageVisit> arriving)
+    {
+        var later = arriving.OrderBy(v => v.TimeMicros).ToList();
+        var merged = new List<PageVisit>(kept.Count + later.Count);
+        int i = 0, j = 0;
+        while (i < kept.Count && j < later.Count)
+            merged.Add(later[j].TimeMicros < kept[i].TimeMicros ? later[j++] : kept[i++]);
+        while (i < kept.Count)
+            merged.Add(kept[i++]);
+        while (j < later.Count)
+            merged.Add(later[j++]);
+        return merged;
+    }
+}
