@@ -47,7 +47,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         Command<RunUntilDrained>(m =>
         {
             _reportTo = m.ReportTo;
-            _coordination = _coordination.DrainRequested(m.MaxFilesPerBatch, m.BadRows, m.FromBatch);
+            _coordination = _coordination.DrainRequested(m.MaxFilesPerBatch, m.BadRows, m.FromBatch, m.EndOfInput);
             Next();
         });
         Command<StartPolling>(m =>
@@ -183,10 +183,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
     private void OnPlanned(Planned planned)
     {
-        (_coordination, var finished) = _coordination.Planned(planned.Plan, planned.UpToVersion);
+        (_coordination, var toRun, var finished) = _coordination.Planned(planned.Plan, planned.UpToVersion);
         if (finished)
             _reportTo?.Tell(new RunFinished(_coordination.BatchesThisRun));
-        if (planned.Plan is not { } plan)
+        if (toRun is not { } plan)
             return;
 
         Persist(new BatchPlanned(plan), e =>
@@ -214,7 +214,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             _pendingRows = executed.PendingRows;
             SaveSnapshot(State);
             _reportTo?.Tell(new BatchReport(
-                plan.Batch, plan.Files.Count, plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
+                plan.Batch, plan.Files.Count, plan.Files.Count == 0 ? plan.LastVersion : plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
                 executed.Pending, executed.Completed, executed.Quarantined, replayed, executed.Elapsed));
             Next();
         });

@@ -97,7 +97,7 @@ public static class CoordinatorProtocol
     /// Drain-and-exit: process every visit committed when the run starts as batches, then report <see cref="RunFinished"/>.
     /// With <paramref name="FromBatch"/>, first rewind to the checkpoint at the start of that batch.
     /// </summary>
-    public sealed record RunUntilDrained(int MaxFilesPerBatch, IActorRef ReportTo, long? FromBatch = null, BadRowsMode BadRows = BadRowsMode.Fail);
+    public sealed record RunUntilDrained(int MaxFilesPerBatch, IActorRef ReportTo, long? FromBatch = null, BadRowsMode BadRows = BadRowsMode.Fail, bool EndOfInput = false);
 
     /// <summary>A rewind finished: batches from <paramref name="Batch"/> on were taken back and will run again.</summary>
     public sealed record RewindReport(long Batch, long UndoneBatches, long UsersReset);

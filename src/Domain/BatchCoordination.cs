@@ -1,7 +1,10 @@
 namespace Sessionization.Domain;
 
-/// <summary>What the coordinator was asked to do: drain what is committed and stop, or poll until stopped.</summary>
-public sealed record CoordinatorRequest(bool Drain, int MaxFilesPerBatch, BadRowsMode BadRows);
+/// <summary>
+/// What the coordinator was asked to do: drain what is committed and stop, or poll until stopped. A drain with
+/// <see cref="EndOfInput"/> closes every session still pending once the visits are drained.
+/// </summary>
+public sealed record CoordinatorRequest(bool Drain, int MaxFilesPerBatch, BadRowsMode BadRows, bool EndOfInput = false);
 
 /// <summary>What the coordinator does next, as <see cref="BatchCoordination.Next"/> decides it.</summary>
 public abstract record CoordinatorStep
@@ -56,9 +59,9 @@ public sealed record BatchCoordination(
     /// A drain run: every visit committed when it starts, as batches. A rewind asked for with it waits for a batch in
     /// flight, so that the rewind takes back everything the batch touched; whether the batch is retained is checked then.
     /// </summary>
-    public BatchCoordination DrainRequested(int maxFilesPerBatch, BadRowsMode badRows, long? fromBatch) => this with
+    public BatchCoordination DrainRequested(int maxFilesPerBatch, BadRowsMode badRows, long? fromBatch, bool endOfInput = false) => this with
     {
-        Request = new CoordinatorRequest(true, maxFilesPerBatch, badRows),
+        Request = new CoordinatorRequest(true, maxFilesPerBatch, badRows, endOfInput),
         DrainUpToVersion = null,
         BatchesThisRun = 0,
         RewindRequested = fromBatch,
@@ -90,13 +93,23 @@ public sealed record BatchCoordination(
 
     /// <summary>
     /// The planner looked at commits up to <paramref name="upToVersion"/> and found <paramref name="plan"/>, or nothing
-    /// to do; a drain run keeps the limit of its first look, so it always ends. True when the drain run is finished.
+    /// to do; a drain run keeps the limit of its first look, so it always ends. Answers the batch to run, if any, and
+    /// whether the drain run is finished. A drain at the end of input that finds nothing new while sessions are still
+    /// pending runs one batch with no files: under the batch rule a session not extended in a batch closes in it, so
+    /// that batch closes them all, and the run ends after it.
     /// </summary>
-    public (BatchCoordination Next, bool Finished) Planned(BatchPlan? plan, long upToVersion)
+    public (BatchCoordination Next, BatchPlan? Plan, bool Finished) Planned(BatchPlan? plan, long upToVersion)
     {
         var next = Request is { Drain: true } ? this with { DrainUpToVersion = DrainUpToVersion ?? upToVersion } : this;
-        return plan is null ? (next with { Busy = false }, Request is { Drain: true }) : (next, false);
+        if (plan is not null)
+            return (next, plan, false);
+        if (Request is { Drain: true, EndOfInput: true } && State.LastCommitted is { Pending: > 0 })
+            return (next, ClosingBatch(), false);
+        return (next with { Busy = false }, null, Request is { Drain: true });
     }
+
+    /// <summary>A batch that reads nothing: every session pending after the last batch closes in it.</summary>
+    public BatchPlan ClosingBatch() => new(State.NextBatch, State.Cursor, State.Cursor, []);
 
     /// <summary>The batch in flight is committed (its event applied with <see cref="Apply"/>); the next step may follow.</summary>
     public BatchCoordination Committed() => this with { Busy = false, BatchesThisRun = BatchesThisRun + 1 };

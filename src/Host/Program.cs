@@ -110,12 +110,14 @@ public static class Program
         var badRows = new Option<string?>("--bad-rows") { Description = "fail (default): a bad visits file or row fails the batch; quarantine: set it aside in the quarantine table and go on" };
         badRows.AcceptOnlyFromAmong("fail", "quarantine");
         var fromBatch = new Option<long?>("--from-batch") { Description = "Rewind to the checkpoint at the start of batch N, take back batches N and later, and process again from there" };
-        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, fromBatch, badRows, provider, connection };
+        var endOfInput = new Option<bool>("--end-of-input") { Description = "No more visits will come: after the new visits, close every session still pending (a last batch with no files)" };
+        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, fromBatch, endOfInput, badRows, provider, connection };
         run.SetAction((p, ct) => RunCommands.RunAsync(
             Context(p, new CommandLineOverrides(
                 MaxFilesPerBatch: p.GetValue(maxFiles), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection), BadRows: p.GetValue(badRows))),
             ct,
-            p.GetValue(fromBatch)));
+            p.GetValue(fromBatch),
+            p.GetValue(endOfInput)));
         root.Subcommands.Add(run);
 
         var poll = new Option<string?>("--poll-interval") { Description = "How often to look for new commits, e.g. 1s, 500ms, 2m (default 1s)" };

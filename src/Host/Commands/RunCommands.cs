@@ -10,15 +10,17 @@ namespace Sessionization.Host.Commands;
 /// <summary>The coordinator's commands: drain-and-exit, long-running worker, and status.</summary>
 public static class RunCommands
 {
-    public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken, long? fromBatch = null)
+    public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken, long? fromBatch = null, bool endOfInput = false)
     {
         Directory.CreateDirectory(context.BaseDirectory);
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "run");
         await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
         var batches = await runtime.RunUntilDrainedAsync(
-            context.Settings.MaxFilesPerBatch, fromBatch, context.Settings.BadRows, r => context.Output.WriteLine(Describe(r)), cancellationToken);
+            context.Settings.MaxFilesPerBatch, fromBatch, context.Settings.BadRows, endOfInput, r => context.Output.WriteLine(Describe(r)), cancellationToken);
         context.Output.WriteLine(batches == 0
-            ? "run: no new visits since the last checkpoint; no batch formed"
+            ? endOfInput
+                ? "run: no new visits and no pending sessions; no batch formed"
+                : "run: no new visits since the last checkpoint; no batch formed"
             : $"run: {batches} batch{(batches == 1 ? "" : "es")} committed");
         return 0;
     }
@@ -44,6 +46,9 @@ public static class RunCommands
 
     public static string Describe(object report) => report switch
     {
+        CoordinatorProtocol.BatchReport { Files: 0 } r => string.Create(
+            CultureInfo.InvariantCulture,
+            $"batch {r.Batch}: end of input, no files; {r.Completed} pending session{(r.Completed == 1 ? "" : "s")} completed{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),
         CoordinatorProtocol.BatchReport r => string.Create(
             CultureInfo.InvariantCulture,
             $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Quarantined > 0 ? $", {r.Quarantined} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),

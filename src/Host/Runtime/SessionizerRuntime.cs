@@ -140,14 +140,14 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     }
 
     /// <summary>Drain-and-exit: processes every committed visit, reporting each batch as it commits.</summary>
-    public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, long? fromBatch, BadRowsMode badRows, Action<object> onReport, CancellationToken cancellationToken)
+    public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, long? fromBatch, BadRowsMode badRows, bool endOfInput, Action<object> onReport, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         Action<string> failuresEndTheRun = _ => { };
         var coordinator = Coordinator;
         var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, failuresEndTheRun, done, coordinator, true)));
         cancellationToken.Register(() => done.TrySetCanceled());
-        Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter, fromBatch, badRows));
+        Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter, fromBatch, badRows, endOfInput));
         return done.Task;
     }
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Tests.Cli;
 
@@ -103,6 +104,35 @@ public sealed partial class WalkthroughProcessTests : IDisposable
         Assert.Equal("2026-02-15T13:23:19.045843Z", (string)json["pending_sessions"]![0]!["start_time"]!);
         Assert.Equal(2, (long)json["pending_sessions"]![0]!["visit_count"]!);
         Assert.Empty(json["sessions"]!.AsArray());
+    }
+
+    [Fact]
+    public async Task End_of_input_processes_the_new_visits_then_closes_every_pending_session_in_a_batch_of_no_files()
+    {
+        SessionizeProcess.Ok(Data, "generate", "--users", "30", "--visits", "400", "--commits", "2", "--seed", "5");
+        var reference = _temp.Combine("reference");
+        SessionizeProcess.Ok(reference, "generate", "--users", "30", "--visits", "400", "--commits", "2", "--seed", "5");
+        SessionizeProcess.Ok(reference, "run", "--max-files-per-batch", "1");
+
+        var run = SessionizeProcess.Ok(Data, "run", "--max-files-per-batch", "1", "--end-of-input").Out.TrimEnd('\n').Split('\n');
+
+        Assert.Equal(4, run.Length);
+        Assert.StartsWith("batch 0: 1 file (visits_table v0..v0)", run[0]);
+        Assert.StartsWith("batch 1: 1 file (visits_table v1..v1)", run[1]);
+        var pendingBefore = await SessionTable.Pending(reference).ReadBatchAsync(1);
+        Assert.NotEmpty(pendingBefore);
+        Assert.StartsWith($"batch 2: end of input, no files; {pendingBefore.Count} pending sessions completed", run[2]);
+        Assert.Equal("run: 3 batches committed", run[3]);
+
+        // What the closing batch wrote is what was pending, now completed; nothing is pending after it.
+        var closed = await SessionTable.Completed(Data).ReadBatchAsync(2);
+        Assert.Equal(pendingBefore.Select(r => r with { BatchNumber = 2 }).OrderBy(r => r.UserId), closed.OrderBy(r => r.UserId));
+        Assert.Empty(await SessionTable.Pending(Data).ReadBatchAsync(2));
+        Assert.Equal("run: no new visits and no pending sessions; no batch formed\n", SessionizeProcess.Ok(Data, "run", "--end-of-input").Out);
+
+        // New visits after the end of input start new sessions.
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        Assert.StartsWith("batch 3: 1 file (visits_table v2..v2), 4 visits, 3 users, 3 pending, 0 completed", SessionizeProcess.Ok(Data, "run").Out);
     }
 
     [Fact]

@@ -41,18 +41,51 @@ public class BatchCoordinationTests
         var plan = Assert.IsType<CoordinatorStep.PlanBatch>(step);
         Assert.Equal(new CoordinatorStep.PlanBatch(0, SourceCursor.Start, 2, null), plan);
 
-        var (planned, finished) = first.Planned(PlanFor(first.State), 7);
+        var (planned, _, finished) = first.Planned(PlanFor(first.State), 7);
         Assert.False(finished);
         var committed = planned.Apply(new BatchPlanned(PlanFor(first.State)), 1, Retain)
             .Apply(new BatchCommitted(0, new SourceCursor(1, 0), 1, 1, 0), 2, Retain).Committed();
 
         var (second, next) = committed.Next();
         Assert.Equal(7, Assert.IsType<CoordinatorStep.PlanBatch>(next).UpToVersion);
-        var (done, drained) = second.Planned(null, 9);
+        var (done, _, drained) = second.Planned(null, 9);
         Assert.True(drained);
         Assert.False(done.Busy);
         Assert.Equal(1, done.BatchesThisRun);
         Assert.Equal(7, done.DrainUpToVersion);
+    }
+
+    [Fact]
+    public void A_drain_at_the_end_of_input_closes_pending_sessions_with_a_batch_of_no_files_then_finishes()
+    {
+        var committed = Commit(BatchCoordination.Initial, 2);
+        var (looking, _) = committed.DrainRequested(1, BadRowsMode.Fail, null, endOfInput: true).Next();
+
+        var (closing, plan, finished) = looking.Planned(null, 2);
+
+        Assert.False(finished);
+        Assert.True(closing.Busy);
+        Assert.Equal(new BatchPlan(2, committed.State.Cursor, committed.State.Cursor, []), plan);
+        var closed = closing.Apply(new BatchPlanned(plan!), 10, Retain).Apply(new BatchCommitted(2, plan!.To, 0, 0, 1), 11, Retain).Committed();
+        var (again, _) = closed.Next();
+        var (done, none, drained) = again.Planned(null, 2);
+        Assert.Null(none);
+        Assert.True(drained);
+        Assert.Equal(1, done.BatchesThisRun);
+    }
+
+    [Fact]
+    public void A_drain_without_end_of_input_or_without_pending_sessions_forms_no_closing_batch()
+    {
+        var committed = Commit(BatchCoordination.Initial, 2);
+        Assert.Null(committed.DrainRequested(1, BadRowsMode.Fail, null).Next().Next.Planned(null, 2).Plan);
+
+        var nothingPending = committed.Apply(new BatchPlanned(PlanFor(committed.State)), 20, Retain)
+            .Apply(new BatchCommitted(2, new SourceCursor(3, 0), 0, 0, 1), 21, Retain).Committed();
+        var (_, plan, finished) = nothingPending.DrainRequested(1, BadRowsMode.Fail, null, endOfInput: true).Next().Next.Planned(null, 3);
+        Assert.Null(plan);
+        Assert.True(finished);
+        Assert.Null(BatchCoordination.Initial.DrainRequested(1, BadRowsMode.Fail, null, endOfInput: true).Next().Next.Planned(null, -1).Plan);
     }
 
     [Fact]
@@ -61,7 +94,7 @@ public class BatchCoordinationTests
         var (polling, step) = BatchCoordination.Initial.PollingRequested(1, BadRowsMode.Fail).Next();
         Assert.Equal(BatchCoordination.NoVersionLimit, Assert.IsType<CoordinatorStep.PlanBatch>(step).UpToVersion);
 
-        var (idle, finished) = polling.Planned(null, 3);
+        var (idle, _, finished) = polling.Planned(null, 3);
         Assert.False(finished);
         Assert.False(idle.Busy);
         Assert.Null(idle.DrainUpToVersion);
