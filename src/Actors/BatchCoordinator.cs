@@ -40,6 +40,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         _store = store;
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
+        // Without its user sessions or its sink no batch can finish: the coordinator stops rather than wait for
+        // answers that will not come, so a run ends with the reason and a worker's supervisor restarts it.
+        Context.Watch(userSessions);
+        Context.Watch(sink);
 
         Recover<SnapshotOffer>(offer => _coordination = _coordination with { State = (CoordinatorState)offer.Snapshot });
         Recover<ICoordinatorEvent>(e => _coordination = _coordination.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
@@ -62,6 +66,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor
                 .To(Sink.ActorRef<Poll>(Self, PollingStopped.Instance, _ => PollingStopped.Instance))
                 .Run(Context.Materializer());
             Next();
+        });
+        Command<Terminated>(t =>
+        {
+            if (CoordinatedShutdown.Get(Context.System).ShutdownReason is null)
+                _log.Error("the {0} actor stopped; no batch can run without it", t.ActorRef.Path.Name);
+            Context.Stop(Self);
         });
         Command<Poll>(_ => Next());
         Command<PollingStopped>(_ => { });

@@ -25,7 +25,7 @@ public sealed class OneLineLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
         Receive<Error>(e =>
         {
-            var message = OneLine(e.Cause is { } cause ? $"{e.Message}: {Sessionization.Actors.Failures.Innermost(cause).Message}" : e.Message?.ToString() ?? "");
+            var message = OneLine(WithCause(e.Message?.ToString() ?? "", e.Cause is { } cause ? Sessionization.Actors.Failures.Innermost(cause).Message : null));
             Volatile.Write(ref _lastError, message);
             Write("ERROR", e, message);
         });
@@ -54,4 +54,10 @@ public sealed class OneLineLogger : ReceiveActor, IRequiresMessageQueue<ILoggerM
     }
 
     private static string OneLine(string text) => text.Split('\n')[0].Trim();
+
+    /// <summary>An actor's failure is logged with its exception's own message: the cause is said once.</summary>
+    private static string WithCause(string message, string? cause) =>
+        cause is null || message.Contains(cause, StringComparison.Ordinal) ? message
+        : message.Length == 0 ? cause
+        : $"{message}: {cause}";
 }

@@ -36,6 +36,22 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
 
     private static readonly (long, string)[] NewRows = [(1, "page_1.html"), (1, "page_2.html"), (2, "page_3.html"), (3, "page_4.html")];
 
+    [Fact]
+    public void The_coordinator_stops_when_its_user_sessions_or_its_sink_stop()
+    {
+        foreach (var lost in new[] { "users", "sink" })
+        {
+            var users = CreateTestProbe();
+            var sink = CreateTestProbe();
+            var coordinator = Sys.ActorOf(BatchCoordinator.Props(_settings, _store, users, sink));
+            Watch(coordinator);
+
+            Sys.Stop(lost == "users" ? users : sink);
+
+            ExpectTerminated(coordinator, Patience);
+        }
+    }
+
     private BatchReport RunOneBatch(IActorRef coordinator)
     {
         coordinator.Tell(new RunUntilDrained(1000, TestActor));
