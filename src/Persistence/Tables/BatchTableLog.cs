@@ -47,6 +47,9 @@ public static class BatchProvenanceJson
 /// <summary>One batch's data file for a table: its row count, statistics, how to write it and its timestamp values.</summary>
 public sealed record BatchFile(int RowCount, FileStats Stats, Func<Stream, Task> Write, IReadOnlyList<TimestampValues> Timestamps);
 
+/// <summary>A data file an earlier batch wrote and what replaces it (null: nothing, every row was corrected away).</summary>
+public sealed record FileRewrite(AddFile Old, BatchFile? Replacement);
+
 /// <summary>
 /// The Delta per-file statistics of a data file: row count, and min, max and null count of its long and timestamp
 /// columns. Timestamps are written at millisecond precision as Delta specifies (the minimum truncated down, the
@@ -168,9 +171,11 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
     /// <paramref name="file"/> has rows), the <c>txn</c> and a commitInfo that records the batch's provenance.
     /// The file's name is derived from the batch, the version it is committed as and its bytes, so a replay
     /// writes the same file and a batch written again after a rewind never reuses a name older versions hold.
-    /// Returns false for a batch that was already there.
+    /// <paramref name="rewrites"/> correct rows that earlier batches wrote (copy-on-write): in the same commit, each
+    /// old data file is removed and its replacement, if any rows remain, added. Returns false for a batch that was
+    /// already there.
     /// </summary>
-    public async Task<bool> CommitBatchAsync(long batch, BatchFile? file, PipelineIdentity pipeline, BatchProvenance? provenance)
+    public async Task<bool> CommitBatchAsync(long batch, BatchFile? file, PipelineIdentity pipeline, BatchProvenance? provenance, IReadOnlyList<FileRewrite>? rewrites = null)
     {
         if (LastCommittedBatch() >= batch)
             return false;
@@ -185,39 +190,87 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         }
 
         var rows = 0;
+        var files = 0;
         if (file is { RowCount: > 0 })
         {
-            var written = await ParquetFiles.WriteAsync(
-                Delta.Root, file.Write, file.Timestamps, hash => ParquetFiles.ContentName(Delta.Name, batch, version, hash));
-            actions.Add(new AddFile(written.Name, new Dictionary<string, string?>(), written.Size, time, true, file.Stats.ToJson(), false));
+            actions.Add(await WriteAsync(file, batch, version, time));
             rows = file.RowCount;
+            files++;
+        }
+
+        foreach (var rewrite in rewrites ?? [])
+        {
+            actions.Add(new RemoveFile(rewrite.Old.Path, time, true));
+            if (rewrite.Replacement is { RowCount: > 0 } replacement)
+            {
+                actions.Add(await WriteAsync(replacement, BatchOf(rewrite.Old), version, time));
+                rows += replacement.RowCount;
+                files++;
+            }
         }
 
         actions.Add(new TxnAction(AppId, batch, time));
-        actions.Add(CommitInfo(time, "WRITE", new JsonObject { ["mode"] = "Append", ["batch"] = Text(batch) }, rows > 0 ? 1 : 0, rows, provenance?.ToJson()));
+        actions.Add(rewrites is { Count: > 0 }
+            ? CommitInfo(time, "MERGE", new JsonObject { ["batch"] = Text(batch), ["rewrittenFiles"] = Text(rewrites.Count) }, files, rows, provenance?.ToJson())
+            : CommitInfo(time, "WRITE", new JsonObject { ["mode"] = "Append", ["batch"] = Text(batch) }, files, rows, provenance?.ToJson()));
         Delta.Commit(version, actions);
         return true;
     }
 
+    private async Task<AddFile> WriteAsync(BatchFile file, long batch, long version, long time)
+    {
+        var written = await ParquetFiles.WriteAsync(
+            Delta.Root, file.Write, file.Timestamps, hash => ParquetFiles.ContentName(Delta.Name, batch, version, hash));
+        return new AddFile(written.Name, new Dictionary<string, string?>(), written.Size, time, true, file.Stats.ToJson(), false);
+    }
+
     /// <summary>
-    /// Takes back batch <paramref name="batch"/> and every later one: one commit removes their data files, so
-    /// readers see the table as it was before them. Returns false when there was nothing to take back.
+    /// Takes back batch <paramref name="batch"/> and every later one: one commit brings the table back to what it was
+    /// after batch <paramref name="batch"/> - 1 (Delta's <c>RESTORE</c>), removing the later batches' data files and
+    /// adding back any file a later batch's correction rewrote. Returns false when there was nothing to take back.
     /// </summary>
     public bool RewindTo(long batch)
     {
         if (!Delta.Exists || !(LastCommittedBatch() >= batch))
             return false;
         var snapshot = Delta.LoadSnapshot();
+        IReadOnlyList<AddFile> target = batch == 0 ? [] : VersionAfter(batch - 1) is { } version
+            ? Delta.LoadSnapshot(version).Files
+            : snapshot.Files.Where(f => BatchOf(f) < batch).ToList();
         var time = Delta.NextCommitTimestamp(snapshot.Version);
-        var removes = snapshot.Files.Where(f => BatchOf(f) >= batch)
-            .Select(f => (DeltaAction)new RemoveFile(f.Path, time, true)).ToList();
-        var actions = new List<DeltaAction>(removes)
-        {
-            new TxnAction(AppId, batch - 1, time),
-            CommitInfo(time, "DELETE", new JsonObject { ["predicate"] = $"batch_number >= {Text(batch)}" }, removes.Count, 0, null),
-        };
+        var live = snapshot.Files.Select(f => f.Path).ToHashSet();
+        var wanted = target.Select(f => f.Path).ToHashSet();
+        var removes = snapshot.Files.Where(f => !wanted.Contains(f.Path)).Select(f => (DeltaAction)new RemoveFile(f.Path, time, true));
+        var adds = target.Where(f => !live.Contains(f.Path)).Select(f => (DeltaAction)(f with { ModificationTime = time, DataChange = true })).ToList();
+        var actions = new List<DeltaAction>(removes);
+        actions.AddRange(adds);
+        actions.Add(new TxnAction(AppId, batch - 1, time));
+        actions.Add(CommitInfo(
+            time,
+            adds.Count > 0 ? "RESTORE" : "DELETE",
+            new JsonObject { ["predicate"] = $"batch_number >= {Text(batch)}" },
+            actions.Count - 2,
+            0,
+            null));
         Delta.Commit(snapshot.Version + 1, actions);
         return true;
+    }
+
+    /// <summary>Whether a commit takes batches back (a rewind) rather than writing one.</summary>
+    public static bool IsRewind(IReadOnlyList<DeltaAction> actions) =>
+        actions.OfType<CommitInfoAction>().Any(c => c.Content["operation"]?.GetValue<string>() is "DELETE" or "RESTORE");
+
+    /// <summary>The newest version whose commit left the table after batch <paramref name="batch"/>: what a rewind to the next batch restores.</summary>
+    private long? VersionAfter(long batch)
+    {
+        var log = Delta.ListLog();
+        for (var i = log.Commits.Count - 1; i >= 0; i--)
+        {
+            if (Delta.ReadCommit(log.Commits[i]).OfType<TxnAction>().Any(t => t.AppId == AppId && t.Version == batch))
+                return log.Commits[i];
+        }
+
+        return null;
     }
 
     /// <summary>The batch a data file holds, from its statistics.</summary>

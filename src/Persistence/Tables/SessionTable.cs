@@ -57,10 +57,25 @@ public sealed class SessionTable
     /// <summary>
     /// Commits <paramref name="rows"/> as batch <paramref name="batch"/>, unless that batch is already in the
     /// table. Returns false when it was (a replay). The data file depends on the rows alone, so the same input
-    /// always produces the same bytes.
+    /// always produces the same bytes. <paramref name="removed"/> are rows earlier batches wrote that this batch
+    /// takes out (a session corrected or merged into another): the files holding them are rewritten without them
+    /// in the same commit, so a reader of the new version sees each session once.
     /// </summary>
-    public Task<bool> CommitBatchAsync(
-        long batch, IReadOnlyList<SessionRecord> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null, CancellationToken cancellationToken = default)
+    public async Task<bool> CommitBatchAsync(
+        long batch,
+        IReadOnlyList<SessionRecord> rows,
+        PipelineIdentity pipeline,
+        BatchProvenance? provenance = null,
+        IReadOnlyList<SessionRecord>? removed = null,
+        CancellationToken cancellationToken = default)
+    {
+        if (Log.LastCommittedBatch() >= batch)
+            return false;
+        var rewrites = removed is { Count: > 0 } ? await RewritesAsync(batch, removed, cancellationToken) : null;
+        return await Log.CommitBatchAsync(batch, File(rows, cancellationToken), pipeline, provenance, rewrites);
+    }
+
+    private BatchFile File(IReadOnlyList<SessionRecord> rows, CancellationToken cancellationToken)
     {
         var stats = new FileStats(rows.Count)
             .Long("user_id", rows.Select(r => (long?)r.UserId))
@@ -69,10 +84,32 @@ public sealed class SessionTable
             .Timestamp("start_time", rows.Select(r => (long?)r.StartTimeMicros))
             .Timestamp("end_time", rows.Select(r => (long?)r.EndTimeMicros))
             .Long("visit_count", rows.Select(r => (long?)r.VisitCount));
-        var file = new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows, cancellationToken), [
+        return new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows, cancellationToken), [
             new TimestampValues("start_time", [.. rows.Select(r => r.StartTimeMicros)], null),
             new TimestampValues("end_time", [.. rows.Select(r => r.EndTimeMicros)], null)]);
-        return Log.CommitBatchAsync(batch, file, pipeline, provenance);
+    }
+
+    /// <summary>The files holding <paramref name="removed"/> (found by their batch), each rewritten without them; every row must be found.</summary>
+    private async Task<List<FileRewrite>> RewritesAsync(long batch, IReadOnlyList<SessionRecord> removed, CancellationToken cancellationToken)
+    {
+        var snapshot = Delta.LoadSnapshot();
+        var rewrites = new List<FileRewrite>();
+        foreach (var fromBatch in removed.GroupBy(r => r.BatchNumber))
+        {
+            var left = fromBatch.ToList();
+            foreach (var file in snapshot.Files.Where(f => Log.BatchOf(f) == fromBatch.Key))
+            {
+                var rows = await ReadFileAsync(file.Path, file.Size, cancellationToken);
+                var kept = rows.Where(row => !left.Remove(row)).ToList();
+                if (kept.Count < rows.Count)
+                    rewrites.Add(new FileRewrite(file, kept.Count == 0 ? null : File(kept, cancellationToken)));
+            }
+
+            if (left.Count > 0)
+                throw new DeltaTableException($"{Name}: batch {batch} corrects a row that batch {fromBatch.Key} did not write: user {left[0].UserId}, '{left[0].ConcatenatedPages}'");
+        }
+
+        return rewrites;
     }
 
     /// <summary>Takes back batch <paramref name="batch"/> and all later ones (see <see cref="BatchTableLog.RewindTo"/>).</summary>
@@ -133,7 +170,7 @@ public sealed class SessionTable
             var txn = actions.OfType<TxnAction>().FirstOrDefault(t => t.AppId == AppId);
             if (txn is null)
                 continue;
-            if (actions.OfType<RemoveFile>().Any())
+            if (BatchTableLog.IsRewind(actions))
             {
                 ceiling = Math.Min(ceiling, txn.Version);
                 continue;
@@ -144,7 +181,8 @@ public sealed class SessionTable
             if (txn.Version < batch)
                 break;
             var rows = new List<SessionRecord>();
-            foreach (var add in actions.OfType<AddFile>())
+            // A correcting batch's commit also adds earlier batches' files, rewritten: only its own rows are its.
+            foreach (var add in actions.OfType<AddFile>().Where(a => Log.BatchOf(a) == batch))
                 rows.AddRange(await ReadFileAsync(add.Path, add.Size, cancellationToken));
             return rows;
         }
