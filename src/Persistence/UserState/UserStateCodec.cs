@@ -39,6 +39,55 @@ public static class UserStateCodec
         return new UserSessionState(r.Int64(), r.Int64(), ReadSession(ref r), ReadSession(ref r));
     }
 
+    /// <summary>
+    /// An event-time user's state: its sessions still open or still open to correction, each with the batch that
+    /// wrote it (or none). Which of the two forms a store holds follows from the session mode recorded with its state.
+    /// </summary>
+    public static byte[] Encode(EventTimeUserState state)
+    {
+        var buffer = t_buffer ??= new MemoryStream(256);
+        var w = t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
+        buffer.SetLength(0);
+        w.Write(state.UserId);
+        w.Write(state.LastAppliedBatch);
+        w.Write7BitEncodedInt(state.Sessions.Length);
+        foreach (var session in state.Sessions)
+        {
+            w.Write(session.WrittenIn ?? -1);
+            w.Write7BitEncodedInt(session.Visits.Length);
+            foreach (var v in session.Visits)
+            {
+                w.Write(v.TimeMicros);
+                w.Write(v.Page);
+            }
+        }
+
+        w.Flush();
+        return buffer.ToArray();
+    }
+
+    public static EventTimeUserState DecodeEventTime(ReadOnlySpan<byte> bytes, SharedStrings? pages = null)
+    {
+        var r = new Reader(bytes, pages);
+        var userId = r.Int64();
+        var lastApplied = r.Int64();
+        var sessions = new EventTimeSession[r.Int7()];
+        for (var s = 0; s < sessions.Length; s++)
+        {
+            var writtenIn = r.Int64();
+            var visits = new PageVisit[r.Int7()];
+            if (visits.Length == 0)
+                throw new InvalidDataException($"the stored state of user {userId} has a session without visits");
+            for (var i = 0; i < visits.Length; i++)
+                visits[i] = new PageVisit(r.Int64(), r.String());
+            sessions[s] = new EventTimeSession([.. visits], writtenIn < 0 ? null : writtenIn);
+        }
+
+        if (!r.AtEnd)
+            throw new InvalidDataException($"the stored state of user {userId} has bytes after its last session");
+        return new EventTimeUserState(userId, lastApplied, [.. sessions]);
+    }
+
     private static void WriteSession(BinaryWriter w, Session? session)
     {
         w.Write(session is not null);
@@ -69,6 +118,8 @@ public static class UserStateCodec
     private ref struct Reader(ReadOnlySpan<byte> bytes, SharedStrings? pages)
     {
         private ReadOnlySpan<byte> _rest = bytes;
+
+        public readonly bool AtEnd => _rest.IsEmpty;
 
         public long Int64()
         {

@@ -47,4 +47,32 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
     [MemberData(nameof(States))]
     public void Every_user_session_state_round_trips_through_the_user_state_codec(UserSessionState state) =>
         Assert.Equal(state, UserStateCodec.Decode(UserStateCodec.Encode(state)));
+
+    [Fact]
+    public void Event_time_states_round_trip_through_the_user_state_codec()
+    {
+        EventTimeUserState[] states =
+        [
+            EventTimeUserState.Empty(5),
+            new(7, 3, [
+                new EventTimeSession([new PageVisit(10, "a"), new PageVisit(10, "ä -> b")], 2),
+                new EventTimeSession([new PageVisit(4_000_000_000, "c")], null)]),
+        ];
+
+        foreach (var state in states)
+        {
+            var decoded = UserStateCodec.DecodeEventTime(UserStateCodec.Encode(state));
+            Assert.Equal((state.UserId, state.LastAppliedBatch), (decoded.UserId, decoded.LastAppliedBatch));
+            Assert.Equal(state.Sessions.ToArray(), decoded.Sessions.ToArray());
+        }
+    }
+
+    [Fact]
+    public void A_truncated_or_padded_event_time_state_is_refused()
+    {
+        var bytes = UserStateCodec.Encode(new EventTimeUserState(7, 3, [new EventTimeSession([new PageVisit(10, "a")], null)]));
+
+        Assert.ThrowsAny<Exception>(() => UserStateCodec.DecodeEventTime(bytes[..^1]));
+        Assert.Throws<InvalidDataException>(() => UserStateCodec.DecodeEventTime([.. bytes, 0]));
+    }
 }
