@@ -14,10 +14,18 @@ namespace Sessionization.Host.Commands;
 /// </summary>
 public static class CrashTestCommand
 {
-    /// <summary>A phase appends commits, then processes them with its own files-per-batch bound.</summary>
-    private sealed record Phase(int Commits, int MaxFilesPerBatch);
+    /// <summary>
+    /// A phase appends commits, then processes them with its own files-per-batch bound; the last one ends the input,
+    /// so its runs close every pending session in a batch of their own.
+    /// </summary>
+    private sealed record Phase(int Commits, int MaxFilesPerBatch, bool EndOfInput = false)
+    {
+        public string[] RunArguments => EndOfInput
+            ? ["run", "--max-files-per-batch", Text(MaxFilesPerBatch), "--end-of-input"]
+            : ["run", "--max-files-per-batch", Text(MaxFilesPerBatch)];
+    }
 
-    private static readonly Phase[] Phases = [new(6, 2), new(5, 1), new(4, 3), new(3, 1000)];
+    private static readonly Phase[] Phases = [new(6, 2), new(5, 1), new(4, 3), new(3, 1000, EndOfInput: true)];
 
     public static async Task<int> RunAsync(string? baseDirectory, int kills, int users, int visitsPerCommit, int seed, TextWriter output)
     {
@@ -37,7 +45,7 @@ public static class CrashTestCommand
         {
             Generate(reference, p, users, visitsPerCommit, seed);
             var started = Stopwatch.StartNew();
-            Child(reference, "run", "--max-files-per-batch", Text(Phases[p].MaxFilesPerBatch)).Completed();
+            Child(reference, Phases[p].RunArguments).Completed();
             referenceTimes.Add(started.Elapsed);
         }
 
@@ -55,7 +63,7 @@ public static class CrashTestCommand
                 var worker = random.Next(3) == 0;
                 var child = worker
                     ? Child(crashed, "worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles)
-                    : Child(crashed, "run", "--max-files-per-batch", maxFiles);
+                    : Child(crashed, Phases[p].RunArguments);
                 _ = worker ? workersStarted++ : runsStarted++;
                 // Anywhere from start-up to a little past the uninterrupted run's length.
                 var delay = TimeSpan.FromMilliseconds(random.NextDouble() * ((referenceTimes[p].TotalMilliseconds * 1.2) + 300));
@@ -72,7 +80,7 @@ public static class CrashTestCommand
             }
 
             // However the kills fell, one uninterrupted run finishes the phase.
-            Child(crashed, "run", "--max-files-per-batch", maxFiles).Completed();
+            Child(crashed, Phases[p].RunArguments).Completed();
         }
 
         var differences = await CompareAsync(reference, crashed);
