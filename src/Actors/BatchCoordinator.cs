@@ -216,7 +216,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private void OnExecuted(BatchExecuted executed)
     {
         var plan = executed.Plan;
-        Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed), e =>
+        Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed, executed.LatestVisitMicros), e =>
         {
             Apply(e);
             var replayed = _coordination.Replaying;

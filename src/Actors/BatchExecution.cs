@@ -92,7 +92,8 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         IReadOnlySet<long> OpenBefore,
         IReadOnlyList<SessionRecord> Closed,
         long Visits,
-        List<QuarantinedVisit> Quarantined);
+        List<QuarantinedVisit> Quarantined,
+        long? LatestVisitMicros);
 
     private sealed class AllAnswered
     {
@@ -137,7 +138,8 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         // completed rows are the previous batch's pending rows; their users need no write.
         var previous = (await pendingBefore).ToDictionary(r => r.UserId);
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
-        return new Loaded(byUser, await states, previous.Keys.ToHashSet(), closed, visits.Count, quarantined);
+        long? latest = visits.Count == 0 ? null : visits.Max(v => v.VisitTimeMicros);
+        return new Loaded(byUser, await states, previous.Keys.ToHashSet(), closed, visits.Count, quarantined, latest);
     }
 
     private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)
@@ -250,7 +252,8 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
             _completed.Count,
             loaded.Quarantined.Count,
             _pending,
-            _clock.Elapsed));
+            _clock.Elapsed,
+            loaded.LatestVisitMicros));
         Context.Stop(Self);
     }
 
@@ -262,6 +265,6 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
-public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRecord> PendingRows, TimeSpan Elapsed);
+public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRecord> PendingRows, TimeSpan Elapsed, long? LatestVisitMicros = null);
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

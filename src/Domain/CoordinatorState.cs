@@ -5,8 +5,11 @@ public interface ICoordinatorEvent : IPersistedRecord;
 /// <summary>A batch was planned; recorded before any of it is dispatched so that a restart replays the same batch.</summary>
 public sealed record BatchPlanned(BatchPlan Plan) : ICoordinatorEvent;
 
-/// <summary>A batch's output is durable in the session tables; the cursor moves past it.</summary>
-public sealed record BatchCommitted(long Batch, SourceCursor Cursor, long Visits, long Pending, long Completed) : ICoordinatorEvent;
+/// <summary>
+/// A batch's output is durable in the session tables; the cursor moves past it. <paramref name="LatestVisitMicros"/>
+/// is the latest <c>visit_time</c> among its visits (null: none, or recorded before it was kept).
+/// </summary>
+public sealed record BatchCommitted(long Batch, SourceCursor Cursor, long Visits, long Pending, long Completed, long? LatestVisitMicros = null) : ICoordinatorEvent;
 
 /// <summary>
 /// A rewind to the checkpoint at the start of <paramref name="Batch"/> began: the cursor and batch number go back
@@ -23,21 +26,23 @@ public sealed record CommittedBatch(long Batch, long LastVersion, long Visits, l
 /// <summary>
 /// A retained checkpoint: the coordinator's position at the start of <see cref="Batch"/>, and where that batch
 /// took it. <see cref="CommitSequenceNr"/> is the journal position of the batch's commit, where the snapshot after
-/// it was taken.
+/// it was taken. <see cref="LatestVisitBefore"/> is the latest <c>visit_time</c> committed before the batch, which a
+/// rewind to it restores.
 /// </summary>
-public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr);
+public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr, long? LatestVisitBefore = null);
 
 /// <summary>
 /// The batch coordinator's whole state: where the source cursor stands, the next batch number, the batch in
-/// flight if any, a rewind in progress if any, and the retained checkpoints. A snapshot of it after each
-/// commit is a checkpoint.
+/// flight if any, a rewind in progress if any, the retained checkpoints, and the latest <c>visit_time</c> of all
+/// committed batches (what an event-time watermark is taken from). A snapshot of it after each commit is a checkpoint.
 /// </summary>
 public sealed record CoordinatorState(
     long NextBatch,
     SourceCursor Cursor,
     BatchPlan? InFlight,
     long? RewindingTo,
-    IReadOnlyList<Checkpoint> Checkpoints) : IPersistedRecord
+    IReadOnlyList<Checkpoint> Checkpoints,
+    long? LatestVisitMicros = null) : IPersistedRecord
 {
     public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null, []);
 
@@ -59,7 +64,8 @@ public sealed record CoordinatorState(
             Cursor = e.Cursor,
             InFlight = null,
             Checkpoints = [.. Checkpoints.Skip(Math.Max(0, Checkpoints.Count + 1 - retain)),
-                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr)],
+                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr, LatestVisitMicros)],
+            LatestVisitMicros = Latest(LatestVisitMicros, e.LatestVisitMicros),
         },
         RewindStarted e when InFlight is null && CanRewindTo(e.Batch) => this with
         {
@@ -67,6 +73,7 @@ public sealed record CoordinatorState(
             Cursor = e.Batch == NextBatch ? Cursor : Checkpoints.Single(c => c.Batch == e.Batch).From,
             RewindingTo = e.Batch,
             Checkpoints = [.. Checkpoints.Where(c => c.Batch < e.Batch)],
+            LatestVisitMicros = e.Batch == NextBatch ? LatestVisitMicros : Checkpoints.Single(c => c.Batch == e.Batch).LatestVisitBefore,
         },
         RewindCompleted e when RewindingTo == e.Batch => this with { RewindingTo = null },
         _ => throw new InvalidOperationException(
@@ -75,7 +82,9 @@ public sealed record CoordinatorState(
 
     public bool Equals(CoordinatorState? other) =>
         other is not null && NextBatch == other.NextBatch && Cursor == other.Cursor && Equals(InFlight, other.InFlight)
-        && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints);
+        && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints) && LatestVisitMicros == other.LatestVisitMicros;
+
+    private static long? Latest(long? a, long? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
 
     public override int GetHashCode() => HashCode.Combine(NextBatch, Cursor, RewindingTo, Checkpoints.Count);
 }

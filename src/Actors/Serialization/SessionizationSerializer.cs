@@ -45,9 +45,8 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
             RewindStartedManifest => new RewindStarted(r.ReadInt64()),
             RewindCompletedManifest => new RewindCompleted(r.ReadInt64()),
             BatchPlannedManifest => new BatchPlanned(ReadPlan(r)),
-            BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()),
-            CoordinatorStateManifest => new CoordinatorState(
-                r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? r.ReadInt64() : null, ReadCheckpoints(r)),
+            BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), ReadOptionalTail(r)),
+            CoordinatorStateManifest => ReadState(r),
             _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
         };
     }
@@ -71,6 +70,7 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 w.Write(e.Visits);
                 w.Write(e.Pending);
                 w.Write(e.Completed);
+                WriteOptional(w, e.LatestVisitMicros);
                 break;
             case CoordinatorState s:
                 w.Write(s.NextBatch);
@@ -95,10 +95,36 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                     w.Write(c.CommitSequenceNr);
                 }
 
+                // Added after the first format: a snapshot without it reads as "not recorded".
+                WriteOptional(w, s.LatestVisitMicros);
+                foreach (var c in s.Checkpoints)
+                    WriteOptional(w, c.LatestVisitBefore);
                 break;
             default:
                 throw new ArgumentException($"{obj.GetType()} is not a persisted sessionization record");
         }
+    }
+
+    private static void WriteOptional(BinaryWriter w, long? value)
+    {
+        w.Write(value is not null);
+        if (value is { } v)
+            w.Write(v);
+    }
+
+    private static long? ReadOptional(BinaryReader r) => r.ReadBoolean() ? r.ReadInt64() : null;
+
+    /// <summary>A field added at the end of a record: records written before it have nothing there.</summary>
+    private static long? ReadOptionalTail(BinaryReader r) => r.BaseStream.Position < r.BaseStream.Length ? ReadOptional(r) : null;
+
+    private static CoordinatorState ReadState(BinaryReader r)
+    {
+        var state = new CoordinatorState(r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? r.ReadInt64() : null, ReadCheckpoints(r));
+        if (r.BaseStream.Position >= r.BaseStream.Length)
+            return state;
+        var latest = ReadOptional(r);
+        var checkpoints = state.Checkpoints.Select(c => c with { LatestVisitBefore = ReadOptional(r) }).ToList();
+        return state with { LatestVisitMicros = latest, Checkpoints = checkpoints };
     }
 
     private static void WriteCursor(BinaryWriter w, SourceCursor c)

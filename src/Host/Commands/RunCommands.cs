@@ -93,6 +93,10 @@ public static class RunCommands
             o.WriteLine("retained checkpoints:   0");
         }
 
+        var latestVisit = state.LatestVisitMicros is { } latest ? Timestamps.ToSparkString(latest) + " UTC (in the committed batches)"
+            : state.LastCommitted is null ? "none committed"
+            : "not recorded (its batches were committed by an older version)";
+        o.WriteLine($"latest visit_time:      {latestVisit}");
         o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
         if (state.RewindingTo is { } rewinding)
             o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");

@@ -16,7 +16,11 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
         [
             new BatchPlanned(plan),
             new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3),
+            new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3, 1_770_000_000_000_000),
             new CoordinatorState(8, new SourceCursor(5, 2), plan, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]),
+            new CoordinatorState(9, new SourceCursor(5, 2), null, null, [
+                new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16, 40),
+                new Checkpoint(8, new SourceCursor(5, 2), new SourceCursor(5, 2), new CommittedBatch(8, 5, 0, 0, 20), 18, 90)], 90),
             new CoordinatorState(3, new SourceCursor(1, 0), null, 3, []),
             CoordinatorState.Initial,
             new RewindStarted(3),
@@ -35,6 +39,21 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
         var back = Sys.Serialization.Deserialize(serializer.ToBinary(record), serializer.Identifier, manifest);
 
         Assert.Equal(record, back);
+    }
+
+    [Fact]
+    public void Records_written_before_the_latest_visit_time_was_kept_read_as_not_recorded()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(CoordinatorState));
+        var committed = new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3);
+        var state = new CoordinatorState(8, new SourceCursor(5, 2), null, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]);
+
+        // The first format ended where the optional fields now begin: one flag for the event, one for the state and one per checkpoint.
+        var oldCommitted = serializer.ToBinary(committed)[..^1];
+        var oldState = serializer.ToBinary(state)[..^2];
+
+        Assert.Equal(committed, serializer.FromBinary(oldCommitted, serializer.Manifest(committed)));
+        Assert.Equal(state, serializer.FromBinary(oldState, serializer.Manifest(state)));
     }
 
     public static TheoryData<UserSessionState> States()

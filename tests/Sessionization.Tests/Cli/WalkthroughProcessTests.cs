@@ -83,6 +83,7 @@ public sealed partial class WalkthroughProcessTests : IDisposable
         Assert.Contains("visits-table version:   consumed 2, available 2", status);
         Assert.Contains("pending sessions:       2", status);
         Assert.Contains("retained checkpoints:   3 (start of batches 0..2)", status);
+        Assert.Matches(@"latest visit_time:      \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? UTC \(in the committed batches\)", status);
         Assert.Contains("batch in flight:        none", status);
     }
 

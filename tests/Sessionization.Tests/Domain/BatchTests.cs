@@ -60,6 +60,25 @@ public class BatchTests
         Assert.Throws<InvalidOperationException>(() => state.Apply(new BatchCommitted(1, plan.To, 0, 0, 0), 3, 100));
     }
 
+    [Fact]
+    public void The_latest_visit_time_only_grows_and_a_rewind_restores_it_from_the_checkpoint()
+    {
+        var state = CoordinatorState.Initial;
+        long seq = 0;
+        long?[] latest = [50, 30, null, 80];
+        for (var b = 0; b < latest.Length; b++)
+        {
+            var plan = new BatchPlan(b, state.Cursor, new SourceCursor(b, 1), [F(b, 0)]);
+            state = state.Apply(new BatchPlanned(plan), ++seq, 100).Apply(new BatchCommitted(b, plan.To, 1, 1, 0, latest[b]), ++seq, 100);
+        }
+
+        Assert.Equal(80, state.LatestVisitMicros);
+        Assert.Equal(50, state.Apply(new RewindStarted(3), ++seq, 100).LatestVisitMicros);
+        Assert.Equal(50, state.Apply(new RewindStarted(1), ++seq, 100).LatestVisitMicros);
+        Assert.Null(state.Apply(new RewindStarted(0), ++seq, 100).LatestVisitMicros);
+        Assert.Equal(80, state.Apply(new RewindStarted(4), ++seq, 100).LatestVisitMicros);
+    }
+
     private static CoordinatorState Batches(int count, int retain)
     {
         var state = CoordinatorState.Initial;
