@@ -1,0 +1,101 @@
+using CsCheck;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
+
+namespace Sessionization.Tests.Delta;
+
+/// <summary>
+/// The event-time pieces composed as a batch runs them, on real files: the policy steps the users a batch touches
+/// (read from the state store by id and by deadline), the states are saved, then the sessions table commits the
+/// written rows and the corrections. Crashes fall at random between those steps; the batch then runs again from
+/// the coordinator's last commit. The sessions table must end as the direct computation over the accepted visits.
+/// </summary>
+public sealed class EventTimePipelineTests
+{
+    private const long Minute = 60_000_000L;
+    private static readonly PipelineIdentity Pipeline = new("pipeline", "visits");
+
+    private sealed record Case(EventTimeSettings Settings, Visit[][] Batches, int[] Crashes);
+
+    private static readonly Gen<Case> Cases =
+        Gen.Select(
+            Gen.Select(Gen.OneOf(10L, 30L), Gen.OneOf<long?>(null, 45L), Gen.OneOf(0L, 15L), Gen.OneOf(0L, 20L))
+                .Select(s => new EventTimeSettings(s.Item1 * Minute, s.Item2 * Minute, s.Item3 * Minute, s.Item4 * Minute)),
+            Gen.Select(Gen.Int[1, 3], Gen.Int[0, 240], Gen.Int[0, 5]).Select(v => new Visit(v.Item1, v.Item2 * Minute, $"p{v.Item3}")).Array[0, 8].Array[1, 6],
+            Gen.Int[0, 3].Array[8])
+        .Select(c => new Case(c.Item1, c.Item2, c.Item3));
+
+    [Fact]
+    public void Crashes_between_the_state_store_and_the_table_commit_change_nothing()
+    {
+        Cases.Sample(c =>
+        {
+            using var temp = new TempDirectory();
+            var (table, late) = Run(temp.Path, c).GetAwaiter().GetResult();
+
+            var accepted = c.Batches.SelectMany(b => b).ToList();
+            foreach (var visit in late)
+                accepted.Remove(visit);
+            var policy = new EventTimeSessionPolicy(c.Settings);
+            Assert.Equal(Key(policy.Direct(accepted)), Key(table));
+        }, iter: 25, threads: 1);
+    }
+
+    private static async Task<(List<SessionRecord> Table, List<Visit> Late)> Run(string directory, Case c)
+    {
+        var policy = new EventTimeSessionPolicy(c.Settings);
+        var store = EventTimeStateStore.Sqlite(Path.Combine(directory, "state", "event-time.db"), TimeSpan.FromSeconds(5));
+        var sessions = SessionTable.Completed(directory);
+        var late = new List<Visit>();
+        var watermark = Watermark.None;
+        var crashes = 0;
+        for (var batch = 0; batch <= c.Batches.Length;)
+        {
+            var endOfInput = batch == c.Batches.Length;
+            var visits = endOfInput ? [] : c.Batches[batch];
+            var after = endOfInput
+                ? Watermark.EndOfInput
+                : Watermark.After(watermark, visits.Length == 0 ? null : visits.Max(v => v.VisitTimeMicros), policy.Settings.WatermarkDelayMicros);
+
+            // A batch runs again from the store as it stood before it: what a crashed attempt saved is taken back.
+            await store.RewindAsync(batch);
+            var byUser = visits.GroupBy(v => v.UserId).ToDictionary(g => g.Key, g => g.ToList());
+            var states = await store.LoadUsersAsync(byUser.Keys.ToList());
+            foreach (var (user, state) in await store.LoadDueAsync(after))
+                states.TryAdd(user, state);
+
+            var rows = new List<EventTimeStateRow>();
+            var written = new List<SessionRecord>();
+            var removed = new List<SessionRecord>();
+            var lateInBatch = new List<Visit>();
+            foreach (var user in byUser.Keys.Union(states.Keys).Order())
+            {
+                var userVisits = byUser.GetValueOrDefault(user) ?? [];
+                var step = policy.Step(states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user), batch, [.. userVisits.Select(v => new PageVisit(v.VisitTimeMicros, v.Page))], watermark, after)!;
+                rows.Add(EventTimeStateRow.From(step.State, policy));
+                written.AddRange(step.Written);
+                removed.AddRange(step.Removed);
+                lateInBatch.AddRange(step.Late.Select(v => userVisits.First(u => u.VisitTimeMicros == v.TimeMicros && u.Page == v.Page)));
+            }
+
+            await store.SaveBatchAsync(batch, rows);
+            if (crashes < c.Crashes.Length && c.Crashes[crashes++] == 1)
+                continue;
+            await sessions.CommitBatchAsync(batch, written, Pipeline, removed: removed);
+            if (crashes < c.Crashes.Length && c.Crashes[crashes++] == 2)
+                continue;
+
+            // The coordinator's commit: the batch is done, its watermark is the next one's starting point.
+            late.AddRange(lateInBatch);
+            watermark = after;
+            batch++;
+        }
+
+        Assert.Empty(await store.LoadDueAsync(Watermark.EndOfInput));
+        return (await sessions.ReadAllAsync(), late);
+    }
+
+    private static List<(long, string, long, long, long)> Key(IEnumerable<SessionRecord> rows) =>
+        [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
+}
