@@ -1,4 +1,5 @@
 using CsCheck;
+using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
@@ -6,9 +7,9 @@ using Sessionization.Persistence.UserState;
 namespace Sessionization.Tests.Delta;
 
 /// <summary>
-/// The event-time pieces composed as a batch runs them, on real files: the policy steps the users a batch touches
-/// (read from the state store by id and by deadline), the states are saved, then the sessions table commits the
-/// written rows and the corrections. Crashes fall at random between those steps; the batch then runs again from
+/// The event-time pieces composed as a batch runs them, on real files: <see cref="EventTimeBatchWork"/> steps the
+/// users a batch touches (read from the state store by id and by deadline) and saves their states, then the sessions
+/// table commits the written rows and the corrections. Crashes fall at random between those steps; the batch then runs again from
 /// the coordinator's last commit. The sessions table must end as the direct computation over the accepted visits.
 /// </summary>
 public sealed class EventTimePipelineTests
@@ -58,36 +59,15 @@ public sealed class EventTimePipelineTests
                 ? Watermark.EndOfInput
                 : Watermark.After(watermark, visits.Length == 0 ? null : visits.Max(v => v.VisitTimeMicros), policy.Settings.WatermarkDelayMicros);
 
-            // A batch runs again from the store as it stood before it: what a crashed attempt saved is taken back.
-            await store.RewindAsync(batch);
-            var byUser = visits.GroupBy(v => v.UserId).ToDictionary(g => g.Key, g => g.ToList());
-            var states = await store.LoadUsersAsync(byUser.Keys.ToList());
-            foreach (var (user, state) in await store.LoadDueAsync(after))
-                states.TryAdd(user, state);
-
-            var rows = new List<EventTimeStateRow>();
-            var written = new List<SessionRecord>();
-            var removed = new List<SessionRecord>();
-            var lateInBatch = new List<Visit>();
-            foreach (var user in byUser.Keys.Union(states.Keys).Order())
-            {
-                var userVisits = byUser.GetValueOrDefault(user) ?? [];
-                var step = policy.Step(states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user), batch, [.. userVisits.Select(v => new PageVisit(v.VisitTimeMicros, v.Page))], watermark, after)!;
-                rows.Add(EventTimeStateRow.From(step.State, policy));
-                written.AddRange(step.Written);
-                removed.AddRange(step.Removed);
-                lateInBatch.AddRange(step.Late.Select(v => userVisits.First(u => u.VisitTimeMicros == v.TimeMicros && u.Page == v.Page)));
-            }
-
-            await store.SaveBatchAsync(batch, rows);
+            var work = await EventTimeBatchWork.RunAsync(store, policy, batch, visits, watermark, after);
             if (crashes < c.Crashes.Length && c.Crashes[crashes++] == 1)
                 continue;
-            await sessions.CommitBatchAsync(batch, written, Pipeline, removed: removed);
+            await sessions.CommitBatchAsync(batch, work.Written, Pipeline, removed: work.Removed);
             if (crashes < c.Crashes.Length && c.Crashes[crashes++] == 2)
                 continue;
 
             // The coordinator's commit: the batch is done, its watermark is the next one's starting point.
-            late.AddRange(lateInBatch);
+            late.AddRange(work.Late);
             watermark = after;
             batch++;
         }
