@@ -74,8 +74,17 @@ public static class UserSessionProtocol
 public static class SinkProtocol
 {
     /// <summary>One batch's output for the output tables, with where it came from for their commits.</summary>
+    /// <summary>
+    /// A batch's output. <paramref name="CompletedRemoved"/> are <c>sessions</c> rows of earlier batches that this
+    /// one takes out (event-time corrections); the same commit writes what replaces them.
+    /// </summary>
     public sealed record WriteBatch(
-        long Batch, IReadOnlyList<SessionRecord> Completed, IReadOnlyList<SessionRecord> Pending, IReadOnlyList<QuarantinedVisit> Quarantined, BatchProvenance Provenance);
+        long Batch,
+        IReadOnlyList<SessionRecord> Completed,
+        IReadOnlyList<SessionRecord> Pending,
+        IReadOnlyList<QuarantinedVisit> Quarantined,
+        BatchProvenance Provenance,
+        IReadOnlyList<SessionRecord>? CompletedRemoved = null);
 
     /// <summary>Both tables hold the batch; a flag is false where it was there already (a replay).</summary>
     public sealed record BatchWritten(long Batch, bool PendingWritten, bool CompletedWritten);

@@ -5,8 +5,9 @@ using static Sessionization.Actors.SinkProtocol;
 namespace Sessionization.Actors;
 
 /// <summary>
-/// Writes each batch's output: completed sessions to <c>sessions</c>, the batch's pending sessions to
-/// <c>pending_sessions</c>, set-aside visits to <c>quarantine</c>. Each table commit is idempotent by batch
+/// Writes each batch's output: completed sessions to <c>sessions</c> (with the rows of earlier batches it corrects
+/// taken out in the same commit), the batch's pending sessions to <c>pending_sessions</c>, set-aside visits to
+/// <c>quarantine</c>. Each table commit is idempotent by batch
 /// number, so a replayed batch is skipped; a rewind takes batches back from all three.
 /// </summary>
 public sealed class SessionSink : ReceiveActor
@@ -42,7 +43,7 @@ public sealed class SessionSink : ReceiveActor
     private static async Task<BatchWritten> WriteAsync(SessionTable pending, SessionTable completed, QuarantineTable quarantine, WriteBatch m, PipelineIdentity pipeline)
     {
         await quarantine.CommitBatchAsync(m.Batch, m.Quarantined, pipeline, m.Provenance);
-        var completedWritten = await completed.CommitBatchAsync(m.Batch, m.Completed, pipeline, m.Provenance);
+        var completedWritten = await completed.CommitBatchAsync(m.Batch, m.Completed, pipeline, m.Provenance, m.CompletedRemoved);
         var pendingWritten = await pending.CommitBatchAsync(m.Batch, m.Pending, pipeline, m.Provenance);
         return new BatchWritten(m.Batch, pendingWritten, completedWritten);
     }

@@ -37,6 +37,24 @@ public sealed class WalkthroughSimulationTests : TestKit, IDisposable
     private static readonly (long, string)[] NewRows = [(1, "page_1.html"), (1, "page_2.html"), (2, "page_3.html"), (3, "page_4.html")];
 
     [Fact]
+    public async Task The_sink_takes_corrected_rows_out_in_the_commit_that_writes_their_replacement()
+    {
+        var early = new SessionRecord(1, "a", 0, 10, 10, 1);
+        var other = new SessionRecord(2, "b", 0, 20, 20, 1);
+        var corrected = new SessionRecord(1, "a -> late", 1, 10, 15, 2);
+        var provenance = new BatchProvenance(0, SourceCursor.Start, SourceCursor.Start, 0, 0);
+
+        _sink.Tell(new SinkProtocol.WriteBatch(0, [early, other], [], [], provenance));
+        ExpectMsg<SinkProtocol.BatchWritten>(Patience);
+        _sink.Tell(new SinkProtocol.WriteBatch(1, [corrected], [], [], provenance with { Batch = 1 }, CompletedRemoved: [early]));
+        Assert.True(ExpectMsg<SinkProtocol.BatchWritten>(Patience).CompletedWritten);
+        _sink.Tell(new SinkProtocol.WriteBatch(1, [corrected], [], [], provenance with { Batch = 1 }, CompletedRemoved: [early]));
+        Assert.False(ExpectMsg<SinkProtocol.BatchWritten>(Patience).CompletedWritten);
+
+        Assert.Equal([corrected, other], (await SessionTable.Completed(_temp.Path).ReadAllAsync()).OrderBy(r => r.UserId));
+    }
+
+    [Fact]
     public void The_coordinator_stops_when_its_user_sessions_or_its_sink_stop()
     {
         foreach (var lost in new[] { "users", "sink" })
