@@ -8,8 +8,7 @@ public sealed record EventTimeBatchResult(
     IReadOnlyList<SessionRecord> Written,
     IReadOnlyList<SessionRecord> Removed,
     IReadOnlyList<SessionRecord> OpenedOrChanged,
-    IReadOnlyList<Visit> Late,
-    int UsersTouched);
+    IReadOnlyList<Visit> Late);
 
 /// <summary>
 /// The state side of an event-time batch: it reads the users the batch touches (those with visits, by id, and those
@@ -29,14 +28,7 @@ public static class EventTimeBatchWork
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
-        var byUser = new Dictionary<long, List<Visit>>();
-        foreach (var visit in visitsInCommitOrder)
-        {
-            if (!byUser.TryGetValue(visit.UserId, out var list))
-                byUser[visit.UserId] = list = new List<Visit>(2);
-            list.Add(visit);
-        }
-
+        var byUser = BatchGrouping.ByUser(visitsInCommitOrder);
         var pages = new SharedStrings();
         var states = await store.LoadUsersAsync(byUser.Keys.ToList(), pages, cancellationToken);
         foreach (var (user, state) in await store.LoadDueAsync(watermarkAfter, pages, cancellationToken))
@@ -49,25 +41,17 @@ public static class EventTimeBatchWork
         var late = new List<Visit>();
         foreach (var user in byUser.Keys.Union(states.Keys).Order())
         {
-            var visits = byUser.GetValueOrDefault(user) ?? [];
             var state = states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user);
-            var step = policy.Step(state, batch, [.. visits.Select(v => new PageVisit(v.VisitTimeMicros, v.Page))], watermarkBefore, watermarkAfter)
+            var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter)
                 ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
             rows.Add(EventTimeStateRow.From(step.State, policy));
             written.AddRange(step.Written);
             removed.AddRange(step.Removed);
             opened.AddRange(step.OpenedOrChanged);
-            // The policy names late visits by time and page; the batch's own rows say which ones they were.
-            var unmatched = visits.ToList();
-            foreach (var page in step.Late)
-            {
-                var index = unmatched.FindIndex(v => v.VisitTimeMicros == page.TimeMicros && v.Page == page.Page);
-                late.Add(unmatched[index]);
-                unmatched.RemoveAt(index);
-            }
+            late.AddRange(step.Late.Select(v => new Visit(user, v.TimeMicros, v.Page)));
         }
 
         await store.SaveBatchAsync(batch, rows, cancellationToken);
-        return new EventTimeBatchResult(written, removed, opened, late, rows.Count);
+        return new EventTimeBatchResult(written, removed, opened, late);
     }
 }

@@ -73,9 +73,8 @@ public static class UserSessionProtocol
 /// <summary>Messages to and from the session sink.</summary>
 public static class SinkProtocol
 {
-    /// <summary>One batch's output for the output tables, with where it came from for their commits.</summary>
     /// <summary>
-    /// A batch's output. <paramref name="CompletedRemoved"/> are <c>sessions</c> rows of earlier batches that this
+    /// One batch's output for the output tables, with where it came from for their commits. <paramref name="CompletedRemoved"/> are <c>sessions</c> rows of earlier batches that this
     /// one takes out (event-time corrections); the same commit writes what replaces them.
     /// </summary>
     public sealed record WriteBatch(

@@ -6,25 +6,7 @@ namespace Sessionization.Domain;
 /// The event-time session settings (HOCON <c>sessionization.sessions</c>), in microseconds of <c>visit_time</c>.
 /// <see cref="MaxDurationMicros"/> is null when sessions have no maximum duration.
 /// </summary>
-public sealed record EventTimeSettings(long GapMicros, long? MaxDurationMicros, long WatermarkDelayMicros, long AllowedLatenessMicros)
-{
-    public static EventTimeSettings Default { get; } = new(30 * 60 * 1_000_000L, null, 0, 0);
-
-    public static EventTimeSettings From(TimeSpan gap, TimeSpan? maxDuration, TimeSpan watermarkDelay, TimeSpan allowedLateness)
-    {
-        if (gap <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(gap), gap, "the session gap must be positive");
-        if (maxDuration is { } max && max <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(maxDuration), maxDuration, "the maximum session duration must be positive");
-        if (watermarkDelay < TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(watermarkDelay), watermarkDelay, "the watermark delay cannot be negative");
-        if (allowedLateness < TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(allowedLateness), allowedLateness, "the allowed lateness cannot be negative");
-        return new(Micros(gap), maxDuration is { } m ? Micros(m) : null, Micros(watermarkDelay), Micros(allowedLateness));
-    }
-
-    private static long Micros(TimeSpan span) => span.Ticks / 10;
-}
+public sealed record EventTimeSettings(long GapMicros, long? MaxDurationMicros, long WatermarkDelayMicros, long AllowedLatenessMicros);
 
 /// <summary>
 /// The watermark: the greatest <c>visit_time</c> committed so far minus the watermark delay. It never goes back.
@@ -54,8 +36,6 @@ public static class Watermark
 public sealed record EventTimeUserState(long UserId, long LastAppliedBatch, ImmutableArray<EventTimeSession> Sessions)
 {
     public static EventTimeUserState Empty(long userId) => new(userId, UserSessionState.NoBatch, []);
-
-    public IEnumerable<EventTimeSession> Open => Sessions.Where(s => s.WrittenIn is null);
 }
 
 /// <summary>A session's visits in <c>visit_time</c> order (ties in commit then row order); <see cref="WrittenIn"/> is the batch that wrote it to <c>sessions</c>, null while it is open.</summary>

@@ -69,9 +69,15 @@ public sealed class SessionTable
         IReadOnlyList<SessionRecord>? removed = null,
         CancellationToken cancellationToken = default)
     {
-        if (Log.LastCommittedBatch() >= batch)
-            return false;
-        var rewrites = removed is { Count: > 0 } ? await RewritesAsync(batch, removed, cancellationToken) : null;
+        List<FileRewrite>? rewrites = null;
+        if (removed is { Count: > 0 })
+        {
+            // A replay must not look for rows its first attempt already took out; the log skips it below anyway.
+            if (Log.LastCommittedBatch() >= batch)
+                return false;
+            rewrites = await RewritesAsync(batch, removed, cancellationToken);
+        }
+
         return await Log.CommitBatchAsync(batch, File(rows, cancellationToken), pipeline, provenance, rewrites);
     }
 

@@ -19,15 +19,12 @@ public static class UserStateCodec
 
     public static byte[] Encode(UserSessionState state)
     {
-        var buffer = t_buffer ??= new MemoryStream(256);
-        var w = t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
-        buffer.SetLength(0);
+        var w = EmptyWriter();
         w.Write(state.UserId);
         w.Write(state.LastAppliedBatch);
         WriteSession(w, state.Open);
         WriteSession(w, state.ClosedInLastBatch);
-        w.Flush();
-        return buffer.ToArray();
+        return Bytes(w);
     }
 
     /// <summary>
@@ -45,9 +42,7 @@ public static class UserStateCodec
     /// </summary>
     public static byte[] Encode(EventTimeUserState state)
     {
-        var buffer = t_buffer ??= new MemoryStream(256);
-        var w = t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
-        buffer.SetLength(0);
+        var w = EmptyWriter();
         w.Write(state.UserId);
         w.Write(state.LastAppliedBatch);
         w.Write7BitEncodedInt(state.Sessions.Length);
@@ -62,8 +57,21 @@ public static class UserStateCodec
             }
         }
 
+        return Bytes(w);
+    }
+
+    /// <summary>This thread's writer, over its buffer emptied.</summary>
+    private static BinaryWriter EmptyWriter()
+    {
+        var buffer = t_buffer ??= new MemoryStream(256);
+        buffer.SetLength(0);
+        return t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
+    }
+
+    private static byte[] Bytes(BinaryWriter w)
+    {
         w.Flush();
-        return buffer.ToArray();
+        return t_buffer!.ToArray();
     }
 
     public static EventTimeUserState DecodeEventTime(ReadOnlySpan<byte> bytes, SharedStrings? pages = null)

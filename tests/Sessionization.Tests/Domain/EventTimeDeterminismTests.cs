@@ -121,7 +121,7 @@ public class EventTimeDeterminismTests
                 foreach (var removed in step.Removed)
                     Assert.True(table.Remove(removed), $"batch {batch} removes a row that is not in the table: {removed}");
                 table.AddRange(step.Written);
-                late.AddRange(step.Late.Select(v => userVisits.First(u => u.VisitTimeMicros == v.TimeMicros && u.Page == v.Page)));
+                late.AddRange(step.Late.Select(v => new Visit(user, v.TimeMicros, v.Page)));
                 if (step.State.Sessions.IsEmpty)
                     states.Remove(user);
                 else
