@@ -23,6 +23,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly SessionizationSettings _settings;
     private readonly IActorRef _userSessions;
     private readonly IUserStateStore _store;
+    private readonly EventTimeStateStore? _eventTimeStore;
+    private readonly EventTimeSessionPolicy _policy;
     private readonly IActorRef _sink;
     private readonly VisitsTable _visits;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -32,12 +34,16 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private int _attempt;
     private bool _agreementChecked;
     private UniqueKillSwitch? _polling;
+    private DateTime _lastActivityUtc = DateTime.UtcNow;
 
-    public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink)
+    /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
+    public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink, EventTimeStateStore? eventTimeStore = null)
     {
         _settings = settings;
         _userSessions = userSessions;
         _store = store;
+        _eventTimeStore = eventTimeStore;
+        _policy = new EventTimeSessionPolicy(settings.Sessions.EventTime);
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
         // Without its user sessions or its sink no batch can finish: the coordinator stops rather than wait for
@@ -93,8 +99,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     /// <summary>The journal is kept under the pipeline's id, so a state only ever meets the tables it was made with.</summary>
     public override string PersistenceId => _settings.Pipeline is { } pipeline ? $"{Id}-{pipeline.PipelineId}" : Id;
 
-    public static Props Props(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink) =>
-        Akka.Actor.Props.Create(() => new BatchCoordinator(settings, store, userSessions, sink));
+    public static Props Props(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink, EventTimeStateStore? eventTimeStore = null) =>
+        Akka.Actor.Props.Create(() => new BatchCoordinator(settings, store, userSessions, sink, eventTimeStore));
 
     private sealed class Poll
     {
@@ -106,7 +112,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         public static PollingStopped Instance { get; } = new();
     }
 
-    private sealed record Planned(BatchPlan? Plan, long UpToVersion);
+    private sealed record Planned(BatchPlan? Plan, long UpToVersion, long? IdleWatermark);
 
     private sealed record PlanFailed(string Reason);
 
@@ -125,7 +131,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             string? disagreement;
             try
             {
-                disagreement = StateAgreement.Check(State, OutputTables.Batches(_settings.BaseDirectory), _coordination.RewindRequested);
+                disagreement = _coordination.RulesRefusal(_settings.Sessions)
+                    ?? StateAgreement.Check(State, OutputTables.Batches(_settings.BaseDirectory), _coordination.RewindRequested);
             }
             catch (Exception e)
             {
@@ -163,10 +170,11 @@ public sealed class BatchCoordinator : ReceivePersistentActor
                 break;
             case CoordinatorStep.PlanBatch plan:
                 var visits = _visits;
+                var idle = IdleWatermark();
                 Task.Run(() =>
                     {
                         var limit = plan.UpToVersion ?? visits.Delta.LatestVersion() ?? -1;
-                        return new Planned(BatchPlanner.PlanNext(plan.Batch, plan.Cursor, visits.FilesFrom(plan.Cursor), plan.MaxFilesPerBatch, limit), limit);
+                        return new Planned(BatchPlanner.PlanNext(plan.Batch, plan.Cursor, visits.FilesFrom(plan.Cursor), plan.MaxFilesPerBatch, limit), limit, idle);
                     })
                     .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
                 break;
@@ -176,7 +184,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private void StartRewind(long batch)
     {
         ForgetLiveState();
-        Context.ActorOf(RewindExecution.Props(batch, _settings.BaseDirectory, _store, _sink), $"rewind-{batch}-{++_attempt}");
+        Context.ActorOf(RewindExecution.Props(batch, _settings.BaseDirectory, _store, _sink, _eventTimeStore), $"rewind-{batch}-{++_attempt}");
     }
 
     private void OnRewound(RewindFinished finished)
@@ -193,21 +201,46 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
     private void OnPlanned(Planned planned)
     {
-        (_coordination, var toRun, var finished) = _coordination.Planned(planned.Plan, planned.UpToVersion);
+        (_coordination, var toRun, var finished) = _coordination.Planned(planned.Plan, planned.UpToVersion, planned.IdleWatermark);
         if (finished)
             _reportTo?.Tell(new RunFinished(_coordination.BatchesThisRun));
         if (toRun is not { } plan)
             return;
+        if (plan.Files.Count > 0 || plan.WatermarkAtLeast is not null)
+            _lastActivityUtc = DateTime.UtcNow;
 
-        Persist(new BatchPlanned(plan), e =>
+        Persist(new BatchPlanned(plan, _settings.Sessions.Describe()), e =>
         {
             Apply(e);
             Execute(plan);
         });
     }
 
+    /// <summary>
+    /// The watermark a polling worker moves to once its source has been quiet for its idle-close time: the wall clock
+    /// minus the watermark delay. Null in any other case.
+    /// </summary>
+    private long? IdleWatermark()
+    {
+        if (_settings.Sessions is not { Mode: SessionMode.EventTime, IdleClose: { } idleClose } || _coordination.Request is not { Drain: false })
+            return null;
+        var now = DateTime.UtcNow;
+        if (now - _lastActivityUtc < idleClose)
+            return null;
+        return Timestamps.ToMicros(now) - _settings.Sessions.EventTime.WatermarkDelayMicros;
+    }
+
     private void Execute(BatchPlan plan)
     {
+        if (_settings.Sessions.Mode == SessionMode.EventTime)
+        {
+            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.LastCommitted?.Pending ?? 0, _settings.Sessions.Describe());
+            Context.ActorOf(
+                EventTimeBatchExecution.Props(plan, input, _coordination.Request!.BadRows, _settings.BaseDirectory, _eventTimeStore!, _policy, _sink),
+                $"batch-{plan.Batch}-{++_attempt}");
+            return;
+        }
+
         Context.ActorOf(
             BatchExecution.Props(plan, _pendingRows, _coordination.Request!.BadRows, _settings.BaseDirectory, _store, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
@@ -216,7 +249,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private void OnExecuted(BatchExecuted executed)
     {
         var plan = executed.Plan;
-        Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed, executed.LatestVisitMicros), e =>
+        Persist(new BatchCommitted(plan.Batch, plan.To, executed.Visits, executed.Pending, executed.Completed, executed.LatestVisitMicros, executed.WatermarkMicros), e =>
         {
             Apply(e);
             var replayed = _coordination.Replaying;
@@ -225,7 +258,13 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             SaveSnapshot(State);
             _reportTo?.Tell(new BatchReport(
                 plan.Batch, plan.Files.Count, plan.Files.Count == 0 ? plan.LastVersion : plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
-                executed.Pending, executed.Completed, executed.Quarantined, replayed, executed.Elapsed));
+                executed.Pending, executed.Completed, executed.Quarantined, replayed, executed.Elapsed)
+            {
+                Kind = plan.EndOfInput ? BatchKind.EndOfInput : plan.WatermarkAtLeast is not null ? BatchKind.IdleClose : BatchKind.Visits,
+                Corrected = executed.Corrected,
+                Late = executed.Late,
+                WatermarkMicros = executed.WatermarkMicros,
+            });
             Next();
         });
     }
@@ -245,6 +284,9 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         var keepFrom = State.Checkpoints[0].Batch - 1;
         _store.PruneBeforeAsync(keepFrom).ContinueWith(
             t => log.Warning("user session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
+            TaskContinuationOptions.OnlyOnFaulted);
+        _eventTimeStore?.PruneBeforeAsync(keepFrom).ContinueWith(
+            t => log.Warning("event-time session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
             TaskContinuationOptions.OnlyOnFaulted);
     }
 

@@ -120,11 +120,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         Task<IReadOnlyList<SessionRecord>> pendingBefore = previousPending is not null || plan.Batch == 0
             ? Task.FromResult(previousPending ?? [])
             : Task.Run(async () => (IReadOnlyList<SessionRecord>)await SessionTable.Pending(baseDirectory).ReadBatchAsync(plan.Batch - 1));
-        var visitsTable = VisitsTable.In(baseDirectory);
-        // Files are decoded side by side and taken in plan order, so the visits keep their commit order.
-        var reads = await Source.From(plan.Files)
-            .SelectAsync(FilesInFlight, file => Task.Run(() => visitsTable.ReadFileAsync(file, badRows, plan.Batch)))
-            .RunWith(Sink.Seq<VisitsRead>(), materializer);
+        var reads = await ReadFilesAsync(plan, badRows, baseDirectory, materializer);
         var visits = new List<Visit>(reads.Sum(r => r.Visits.Count));
         var quarantined = new List<QuarantinedVisit>();
         foreach (var read in reads)
@@ -140,6 +136,16 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         var closed = BatchGrouping.UsersToClose(previous.Keys, byUser).Select(u => previous[u] with { BatchNumber = plan.Batch }).ToList();
         long? latest = visits.Count == 0 ? null : visits.Max(v => v.VisitTimeMicros);
         return new Loaded(byUser, await states, previous.Keys.ToHashSet(), closed, visits.Count, quarantined, latest);
+    }
+
+    /// <summary>The plan's visits files, each read and decoded, in plan order.</summary>
+    internal static async Task<IReadOnlyList<VisitsRead>> ReadFilesAsync(BatchPlan plan, BadRowsMode badRows, string baseDirectory, IMaterializer materializer)
+    {
+        var visitsTable = VisitsTable.In(baseDirectory);
+        // Files are decoded side by side and taken in plan order, so the visits keep their commit order.
+        return await Source.From(plan.Files)
+            .SelectAsync(FilesInFlight, file => Task.Run(() => visitsTable.ReadFileAsync(file, badRows, plan.Batch)))
+            .RunWith(Sink.Seq<VisitsRead>(), materializer);
     }
 
     private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)
@@ -265,6 +271,19 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
 }
 
 /// <summary>Sent by a <see cref="BatchExecution"/> to the coordinator when the batch's output is durable.</summary>
-public sealed record BatchExecuted(BatchPlan Plan, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, IReadOnlyList<SessionRecord> PendingRows, TimeSpan Elapsed, long? LatestVisitMicros = null);
+/// <remarks>In event-time mode <paramref name="PendingRows"/> is null (nothing is carried to the next batch), <paramref name="Pending"/> counts every open session, and the watermark after the batch, the rows it corrected and its late visits are reported too.</remarks>
+public sealed record BatchExecuted(
+    BatchPlan Plan,
+    long Visits,
+    long ActiveUsers,
+    long Pending,
+    long Completed,
+    long Quarantined,
+    IReadOnlyList<SessionRecord>? PendingRows,
+    TimeSpan Elapsed,
+    long? LatestVisitMicros = null,
+    long? WatermarkMicros = null,
+    long Corrected = 0,
+    long Late = 0);
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

@@ -113,9 +113,28 @@ public static class CoordinatorProtocol
     /// <summary>Long-running: look for new commits every <paramref name="Interval"/> until stopped.</summary>
     public sealed record StartPolling(int MaxFilesPerBatch, TimeSpan Interval, IActorRef ReportTo, BadRowsMode BadRows = BadRowsMode.Fail);
 
-    /// <summary>One committed batch, for the one-line summary.</summary>
+    /// <summary>What formed a batch: new visits, the end of input, or a worker's idle close.</summary>
+    public enum BatchKind
+    {
+        Visits,
+        EndOfInput,
+        IdleClose,
+    }
+
+    /// <summary>One committed batch, for the one-line summary. The init-only figures are event-time mode's.</summary>
     public sealed record BatchReport(
-        long Batch, int Files, long FromVersion, long ToVersion, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, bool Replayed, TimeSpan Elapsed);
+        long Batch, int Files, long FromVersion, long ToVersion, long Visits, long ActiveUsers, long Pending, long Completed, long Quarantined, bool Replayed, TimeSpan Elapsed)
+    {
+        public BatchKind Kind { get; init; }
+
+        /// <summary>Rows of earlier batches the batch took out of <c>sessions</c>, corrected.</summary>
+        public long Corrected { get; init; }
+
+        public long Late { get; init; }
+
+        /// <summary>The event-time watermark after the batch; null in batches mode.</summary>
+        public long? WatermarkMicros { get; init; }
+    }
 
     public sealed record RunFinished(int Batches);
 

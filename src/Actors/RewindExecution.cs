@@ -12,7 +12,7 @@ namespace Sessionization.Actors;
 /// </summary>
 public sealed class RewindExecution : ReceiveActor
 {
-    public RewindExecution(long batch, string baseDirectory, IUserStateStore store, IActorRef sink)
+    public RewindExecution(long batch, string baseDirectory, IUserStateStore store, IActorRef sink, EventTimeStateStore? eventTimeStore = null)
     {
         long usersReset = 0;
         long undone = 0;
@@ -29,7 +29,7 @@ public sealed class RewindExecution : ReceiveActor
         Receive<TablesRewindFailed>(f => Fail(f.Reason));
         Receive<Status.Failure>(f => Fail(Failures.Message(f.Cause)));
 
-        ResetUsersAsync(batch, baseDirectory, store).PipeTo(Self);
+        ResetUsersAsync(batch, baseDirectory, store, eventTimeStore).PipeTo(Self);
 
         void Fail(string reason)
         {
@@ -38,17 +38,20 @@ public sealed class RewindExecution : ReceiveActor
         }
     }
 
-    public static Props Props(long batch, string baseDirectory, IUserStateStore store, IActorRef sink) =>
-        Akka.Actor.Props.Create(() => new RewindExecution(batch, baseDirectory, store, sink));
+    public static Props Props(long batch, string baseDirectory, IUserStateStore store, IActorRef sink, EventTimeStateStore? eventTimeStore = null) =>
+        Akka.Actor.Props.Create(() => new RewindExecution(batch, baseDirectory, store, sink, eventTimeStore));
 
     private sealed record UsersReset(long Users, long Batches);
 
-    private static async Task<UsersReset> ResetUsersAsync(long batch, string baseDirectory, IUserStateStore store)
+    private static async Task<UsersReset> ResetUsersAsync(long batch, string baseDirectory, IUserStateStore store, EventTimeStateStore? eventTimeStore)
     {
         long users;
         try
         {
+            // Both kinds of state go back: a rewind to batch 0 may be a change of session mode.
             users = await store.RewindAsync(batch);
+            if (eventTimeStore is not null)
+                users += await eventTimeStore.RewindAsync(batch);
         }
         catch (Exception e)
         {

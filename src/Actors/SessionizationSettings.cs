@@ -25,6 +25,9 @@ public sealed record SessionizationSettings(
     /// <summary>Batches without a visit after which a live entity passivates (<c>sessionization.user-sessions.passivate-after</c>).</summary>
     public int PassivateAfter { get; init; } = 1;
 
+    /// <summary>How sessions are cut (<c>sessionization.sessions</c>).</summary>
+    public SessionRules Sessions { get; init; } = SessionRules.Batches;
+
     public static SessionizationSettings FromConfig(Akka.Configuration.Config config)
     {
         var c = config.GetConfig("sessionization");
@@ -45,7 +48,36 @@ public sealed record SessionizationSettings(
             UserSessionShards = Positive(c, "user-sessions.shards", UserSessionRegion.DefaultShards),
             PassivateAfter = Positive(c, "user-sessions.passivate-after", 1),
             CheckpointInterval = c.GetInt("tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
+            Sessions = SessionsFrom(c),
         };
+    }
+
+    /// <summary>
+    /// <c>sessionization.sessions</c>: each setting checked here, so a bad one is refused with its name whether it
+    /// came from a HOCON file, the environment or a flag.
+    /// </summary>
+    public static SessionRules SessionsFrom(Akka.Configuration.Config c)
+    {
+        var modeText = c.GetString("sessions.mode", "batches");
+        var mode = SessionRules.ParseMode(modeText)
+            ?? throw new Akka.Configuration.ConfigurationException($"sessionization.sessions.mode '{modeText}' is not batches or event-time");
+        var gap = Duration(c, "gap", "30m", allowZero: false)!.Value;
+        var maxDuration = Duration(c, "max-duration", "off", allowZero: false, allowOff: true);
+        var delay = Duration(c, "watermark-delay", "0s", allowZero: true)!.Value;
+        var lateness = Duration(c, "allowed-lateness", "0s", allowZero: true)!.Value;
+        var idle = Duration(c, "idle-close", "off", allowZero: false, allowOff: true);
+        return new SessionRules(mode, new EventTimeSettings(gap, maxDuration, delay, lateness), idle is { } i ? TimeSpan.FromMicroseconds(i) : null);
+    }
+
+    private static long? Duration(Akka.Configuration.Config c, string name, string fallback, bool allowZero, bool allowOff = false)
+    {
+        var text = c.GetString("sessions." + name, fallback);
+        if (allowOff && text.Trim().Equals("off", StringComparison.OrdinalIgnoreCase))
+            return null;
+        if (Durations.TryParseMicros(text) is { } micros && (allowZero || micros > 0))
+            return micros;
+        var expected = (allowZero ? "a duration like 0s, 90s, 30m or 24h" : "a positive duration like 90s, 30m or 24h") + (allowOff ? ", or off" : "");
+        throw new Akka.Configuration.ConfigurationException($"sessionization.sessions.{name} '{text}' is not {expected}");
     }
 
     private static int Positive(Akka.Configuration.Config c, string path, int fallback)

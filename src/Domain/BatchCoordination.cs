@@ -45,7 +45,8 @@ public sealed record BatchCoordination(
     long? DrainUpToVersion,
     long? RewindRequested,
     int BatchesThisRun,
-    bool Replaying)
+    bool Replaying,
+    bool ClosedInput = false)
 {
     /// <summary>Polling looks at every commit there is when it plans.</summary>
     public const long NoVersionLimit = long.MaxValue;
@@ -65,6 +66,7 @@ public sealed record BatchCoordination(
         DrainUpToVersion = null,
         BatchesThisRun = 0,
         RewindRequested = fromBatch,
+        ClosedInput = false,
     };
 
     public BatchCoordination PollingRequested(int maxFilesPerBatch, BadRowsMode badRows) =>
@@ -98,18 +100,36 @@ public sealed record BatchCoordination(
     /// pending runs one batch with no files: under the batch rule a session not extended in a batch closes in it, so
     /// that batch closes them all, and the run ends after it.
     /// </summary>
-    public (BatchCoordination Next, BatchPlan? Plan, bool Finished) Planned(BatchPlan? plan, long upToVersion)
+    /// <remarks>
+    /// A worker that found nothing new is given <paramref name="idleWatermark"/> once its source has been quiet for its
+    /// idle-close time: when that moves the watermark and sessions are open, it runs a batch with no files at that
+    /// watermark, so they close although no visit comes.
+    /// </remarks>
+    public (BatchCoordination Next, BatchPlan? Plan, bool Finished) Planned(BatchPlan? plan, long upToVersion, long? idleWatermark = null)
     {
         var next = Request is { Drain: true } ? this with { DrainUpToVersion = DrainUpToVersion ?? upToVersion } : this;
         if (plan is not null)
             return (next, plan, false);
-        if (Request is { Drain: true, EndOfInput: true } && State.LastCommitted is { Pending: > 0 })
-            return (next, ClosingBatch(), false);
+        // Once per run: a closing batch that leaves sessions open (it should not) does not make the run go on forever.
+        if (Request is { Drain: true, EndOfInput: true } && !ClosedInput && State.LastCommitted is { Pending: > 0 })
+            return (next with { ClosedInput = true }, ClosingBatch(), false);
+        if (Request is { Drain: false } && idleWatermark is { } idle && State.LastCommitted is { Pending: > 0 } && idle > (State.WatermarkMicros ?? Watermark.None))
+            return (next, IdleBatch(idle), false);
         return (next with { Busy = false }, null, Request is { Drain: true });
     }
 
     /// <summary>A batch that reads nothing: every session pending after the last batch closes in it.</summary>
-    public BatchPlan ClosingBatch() => new(State.NextBatch, State.Cursor, State.Cursor, []);
+    public BatchPlan ClosingBatch() => new(State.NextBatch, State.Cursor, State.Cursor, [], EndOfInput: true);
+
+    /// <summary>A batch that reads nothing and moves the watermark to <paramref name="watermark"/>.</summary>
+    public BatchPlan IdleBatch(long watermark) => new(State.NextBatch, State.Cursor, State.Cursor, [], WatermarkAtLeast: watermark);
+
+    /// <summary>
+    /// Why the state cannot be used under <paramref name="rules"/> (null: it can). A rewind to batch 0, asked for now
+    /// or under way, reprocesses every visit under the new rules, so it is never refused for them.
+    /// </summary>
+    public string? RulesRefusal(SessionRules rules) =>
+        RewindRequested == 0 || State.RewindingTo == 0 ? null : rules.Mismatch(SessionRules.RecordedIn(State));
 
     /// <summary>The batch in flight is committed (its event applied with <see cref="Apply"/>); the next step may follow.</summary>
     public BatchCoordination Committed() => this with { Busy = false, BatchesThisRun = BatchesThisRun + 1 };

@@ -24,4 +24,24 @@ public enum BadRowsMode
 public sealed record QuarantinedVisit(long BatchNumber, string SourceFile, long? Row, long? UserId, long? VisitTimeMicros, string? Page, string Reason);
 
 /// <summary>Where a batch came from: the visits between two source cursors, recorded in its commits so that a reader (or a restart) can tell which visits made it.</summary>
-public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits);
+/// <remarks><paramref name="Sessions"/> names the session rules of an event-time batch (<see cref="SessionRules.Describe"/>), so a reader knows how to read <c>pending_sessions</c>.</remarks>
+public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits, string? Sessions = null);
+
+/// <summary>
+/// How <c>pending_sessions</c> reads in event-time mode. A batch writes there every open session of each user whose
+/// sessions it changed (opened, extended, closed, corrected), and nothing for users it left alone, so its cost follows
+/// what it touched, not what stays open. A user's open sessions are then its <c>pending_sessions</c> rows of the last
+/// batch that wrote any row of that user to either table: a batch that closed the user's last open session wrote a
+/// <c>sessions</c> row and no pending one.
+/// </summary>
+public static class OpenSessions
+{
+    public static List<SessionRecord> From(IEnumerable<SessionRecord> pending, IEnumerable<SessionRecord> written)
+    {
+        var pendingRows = pending as IReadOnlyCollection<SessionRecord> ?? pending.ToList();
+        var last = new Dictionary<long, long>();
+        foreach (var row in pendingRows.Concat(written))
+            last[row.UserId] = Math.Max(last.GetValueOrDefault(row.UserId, long.MinValue), row.BatchNumber);
+        return [.. pendingRows.Where(r => r.BatchNumber == last[r.UserId]).OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros)];
+    }
+}

@@ -22,14 +22,20 @@ public sealed record SourceFile(long Version, int Index, string Path, long Size)
     public SourceCursor Next => new(Version, Index + 1);
 }
 
-/// <summary>One batch: which files it reads, and where the source cursor stands before and after it.</summary>
-public sealed record BatchPlan(long Batch, SourceCursor From, SourceCursor To, IReadOnlyList<SourceFile> Files)
+/// <summary>
+/// One batch: which files it reads, and where the source cursor stands before and after it. A batch at the end of
+/// input (<paramref name="EndOfInput"/>) closes every session still open; <paramref name="WatermarkAtLeast"/> is a
+/// watermark decided when it was planned (a worker's idle close, from the wall clock), kept here so a replay gives
+/// the same output.
+/// </summary>
+public sealed record BatchPlan(long Batch, SourceCursor From, SourceCursor To, IReadOnlyList<SourceFile> Files, bool EndOfInput = false, long? WatermarkAtLeast = null)
 {
     /// <summary>The highest visits-table version this batch reads from.</summary>
     public long LastVersion => Files.Count == 0 ? To.Version : Files[^1].Version;
 
     public bool Equals(BatchPlan? other) =>
-        other is not null && Batch == other.Batch && From == other.From && To == other.To && Files.SequenceEqual(other.Files);
+        other is not null && Batch == other.Batch && From == other.From && To == other.To && Files.SequenceEqual(other.Files)
+        && EndOfInput == other.EndOfInput && WatermarkAtLeast == other.WatermarkAtLeast;
 
     public override int GetHashCode() => HashCode.Combine(Batch, From, To);
 }

@@ -2,14 +2,19 @@ namespace Sessionization.Domain;
 
 public interface ICoordinatorEvent : IPersistedRecord;
 
-/// <summary>A batch was planned; recorded before any of it is dispatched so that a restart replays the same batch.</summary>
-public sealed record BatchPlanned(BatchPlan Plan) : ICoordinatorEvent;
+/// <summary>
+/// A batch was planned; recorded before any of it is dispatched so that a restart replays the same batch. It carries
+/// the session rules it runs under (<see cref="Domain.SessionRules.Describe"/>): the first batch's become the state's.
+/// </summary>
+public sealed record BatchPlanned(BatchPlan Plan, string? SessionRules = null) : ICoordinatorEvent;
 
 /// <summary>
 /// A batch's output is durable in the session tables; the cursor moves past it. <paramref name="LatestVisitMicros"/>
-/// is the latest <c>visit_time</c> among its visits (null: none, or recorded before it was kept).
+/// is the latest <c>visit_time</c> among its visits (null: none, or recorded before it was kept);
+/// <paramref name="WatermarkMicros"/> the event-time watermark after it (null in batches mode). In event-time mode
+/// <paramref name="Pending"/> counts every session open after the batch.
 /// </summary>
-public sealed record BatchCommitted(long Batch, SourceCursor Cursor, long Visits, long Pending, long Completed, long? LatestVisitMicros = null) : ICoordinatorEvent;
+public sealed record BatchCommitted(long Batch, SourceCursor Cursor, long Visits, long Pending, long Completed, long? LatestVisitMicros = null, long? WatermarkMicros = null) : ICoordinatorEvent;
 
 /// <summary>
 /// A rewind to the checkpoint at the start of <paramref name="Batch"/> began: the cursor and batch number go back
@@ -27,14 +32,15 @@ public sealed record CommittedBatch(long Batch, long LastVersion, long Visits, l
 /// A retained checkpoint: the coordinator's position at the start of <see cref="Batch"/>, and where that batch
 /// took it. <see cref="CommitSequenceNr"/> is the journal position of the batch's commit, where the snapshot after
 /// it was taken. <see cref="LatestVisitBefore"/> is the latest <c>visit_time</c> committed before the batch, which a
-/// rewind to it restores.
+/// rewind to it restores, and so is <see cref="WatermarkBefore"/>.
 /// </summary>
-public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr, long? LatestVisitBefore = null);
+public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr, long? LatestVisitBefore = null, long? WatermarkBefore = null);
 
 /// <summary>
 /// The batch coordinator's whole state: where the source cursor stands, the next batch number, the batch in
 /// flight if any, a rewind in progress if any, the retained checkpoints, and the latest <c>visit_time</c> of all
-/// committed batches (what an event-time watermark is taken from). A snapshot of it after each commit is a checkpoint.
+/// committed batches (what an event-time watermark is taken from), the event-time watermark, and the session rules
+/// its first batch recorded. A snapshot of it after each commit is a checkpoint.
 /// </summary>
 public sealed record CoordinatorState(
     long NextBatch,
@@ -42,7 +48,9 @@ public sealed record CoordinatorState(
     BatchPlan? InFlight,
     long? RewindingTo,
     IReadOnlyList<Checkpoint> Checkpoints,
-    long? LatestVisitMicros = null) : IPersistedRecord
+    long? LatestVisitMicros = null,
+    long? WatermarkMicros = null,
+    string? SessionRules = null) : IPersistedRecord
 {
     public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null, []);
 
@@ -57,15 +65,16 @@ public sealed record CoordinatorState(
     public CoordinatorState Apply(ICoordinatorEvent @event, long sequenceNr, int retain) => @event switch
     {
         BatchPlanned e when InFlight is null && RewindingTo is null && e.Plan.Batch == NextBatch && e.Plan.From == Cursor =>
-            this with { InFlight = e.Plan },
+            this with { InFlight = e.Plan, SessionRules = SessionRules ?? e.SessionRules },
         BatchCommitted e when InFlight is not null && InFlight.Batch == e.Batch => this with
         {
             NextBatch = e.Batch + 1,
             Cursor = e.Cursor,
             InFlight = null,
             Checkpoints = [.. Checkpoints.Skip(Math.Max(0, Checkpoints.Count + 1 - retain)),
-                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr, LatestVisitMicros)],
+                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr, LatestVisitMicros, WatermarkMicros)],
             LatestVisitMicros = Latest(LatestVisitMicros, e.LatestVisitMicros),
+            WatermarkMicros = e.WatermarkMicros ?? WatermarkMicros,
         },
         RewindStarted e when InFlight is null && CanRewindTo(e.Batch) => this with
         {
@@ -74,6 +83,9 @@ public sealed record CoordinatorState(
             RewindingTo = e.Batch,
             Checkpoints = [.. Checkpoints.Where(c => c.Batch < e.Batch)],
             LatestVisitMicros = e.Batch == NextBatch ? LatestVisitMicros : Checkpoints.Single(c => c.Batch == e.Batch).LatestVisitBefore,
+            WatermarkMicros = e.Batch == NextBatch ? WatermarkMicros : Checkpoints.Single(c => c.Batch == e.Batch).WatermarkBefore,
+            // Back at the start nothing was made under any rules yet: the next first batch records its own.
+            SessionRules = e.Batch == 0 ? null : SessionRules,
         },
         RewindCompleted e when RewindingTo == e.Batch => this with { RewindingTo = null },
         _ => throw new InvalidOperationException(
@@ -82,7 +94,8 @@ public sealed record CoordinatorState(
 
     public bool Equals(CoordinatorState? other) =>
         other is not null && NextBatch == other.NextBatch && Cursor == other.Cursor && Equals(InFlight, other.InFlight)
-        && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints) && LatestVisitMicros == other.LatestVisitMicros;
+        && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints) && LatestVisitMicros == other.LatestVisitMicros
+        && WatermarkMicros == other.WatermarkMicros && SessionRules == other.SessionRules;
 
     private static long? Latest(long? a, long? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
 

@@ -131,9 +131,11 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
     /// <summary>
     /// Applies one batch to one user: <paramref name="visits"/> are the user's visits in the batch in commit then row
     /// order (possibly none: a batch that only moves the watermark), <paramref name="watermarkBefore"/> the watermark
-    /// the previous batch left, <paramref name="watermarkAfter"/> this batch's. Null when the batch was applied already.
+    /// the previous batch left, <paramref name="watermarkAfter"/> this batch's. At the <paramref name="endOfInput"/> every
+    /// session closes, while what is kept for later visits follows the watermark as always. Null when the batch was
+    /// applied already.
     /// </summary>
-    public EventTimeStep? Step(EventTimeUserState state, long batch, IReadOnlyList<PageVisit> visits, long watermarkBefore, long watermarkAfter)
+    public EventTimeStep? Step(EventTimeUserState state, long batch, IReadOnlyList<PageVisit> visits, long watermarkBefore, long watermarkAfter, bool endOfInput = false)
     {
         if (batch <= state.LastAppliedBatch)
             return null;
@@ -163,7 +165,7 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
             foreach (var visitsOfSession in chain)
             {
                 var previous = Find(old, visitsOfSession);
-                var closes = Closes(new EventTimeSession(visitsOfSession, null), watermarkAfter);
+                var closes = endOfInput || Closes(new EventTimeSession(visitsOfSession, null), watermarkAfter);
                 if (previous is not null && (previous.WrittenIn is not null || !closes))
                 {
                     unchanged.Add(previous);

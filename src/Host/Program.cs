@@ -111,9 +111,32 @@ public static class Program
         badRows.AcceptOnlyFromAmong("fail", "quarantine");
         var fromBatch = new Option<long?>("--from-batch") { Description = "Rewind to the checkpoint at the start of batch N, take back batches N and later, and process again from there" };
         var endOfInput = new Option<bool>("--end-of-input") { Description = "No more visits will come: after the new visits, close every session still pending (a last batch with no files)" };
-        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches") { maxFiles, fromBatch, endOfInput, badRows, provider, connection };
+        var mode = new Option<string?>("--mode") { Description = "How sessions are cut: batches (the seed's rule, default) or event-time (by visit_time; see README, \"Event-time sessions\")" };
+        mode.AcceptOnlyFromAmong("batches", "event-time");
+        var gap = new Option<string?>("--gap") { Description = "event-time: a visit this long or longer after the previous one starts a new session (default 30m)" };
+        var maxDuration = new Option<string?>("--max-duration") { Description = "event-time: a visit at or after start_time + this starts a new session, e.g. 24h (default off)" };
+        var watermarkDelay = new Option<string?>("--watermark-delay") { Description = "event-time: the watermark trails the latest visit_time committed by this (default 0s)" };
+        var allowedLateness = new Option<string?>("--allowed-lateness") { Description = "event-time: how far behind the watermark a visit may come and still correct its session (default 0s)" };
+        var idleClose = new Option<string?>("--idle-close") { Description = "event-time worker: after this long without a new commit, move the watermark to the wall clock so sessions close (default off)" };
+        Option<string?>[] sessionOptions = [mode, gap, maxDuration, watermarkDelay, allowedLateness];
+
+        // Session flags become HOCON overrides, so a flag, a HOCON file and the environment are checked the same way.
+        CommandContext SessionContext(ParseResult p, CommandLineOverrides overrides, bool worker = false)
+        {
+            var given = sessionOptions.Append(idleClose).Where(o => worker || o != idleClose).ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o));
+            var context = Context(p, overrides with { Sessions = given });
+            var eventTimeOnly = given.Where(g => g.Key != "mode" && g.Value is not null).Select(g => "--" + g.Key).ToList();
+            if (eventTimeOnly.Count > 0 && context.Settings.Sessions.Mode == Domain.SessionMode.Batches)
+                throw new UserFacingException($"{string.Join(", ", eventTimeOnly)} only apply with --mode event-time (the mode is batches)");
+            return context;
+        }
+
+        var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches")
+        {
+            maxFiles, fromBatch, endOfInput, badRows, provider, connection, mode, gap, maxDuration, watermarkDelay, allowedLateness,
+        };
         run.SetAction((p, ct) => RunCommands.RunAsync(
-            Context(p, new CommandLineOverrides(
+            SessionContext(p, new CommandLineOverrides(
                 MaxFilesPerBatch: p.GetValue(maxFiles), Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection), BadRows: p.GetValue(badRows))),
             ct,
             p.GetValue(fromBatch),
@@ -121,14 +144,20 @@ public static class Program
         root.Subcommands.Add(run);
 
         var poll = new Option<string?>("--poll-interval") { Description = "How often to look for new commits, e.g. 1s, 500ms, 2m (default 1s)" };
-        var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM") { maxFiles, poll, badRows, provider, connection };
+        var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM")
+        {
+            maxFiles, poll, badRows, provider, connection, mode, gap, maxDuration, watermarkDelay, allowedLateness, idleClose,
+        };
         worker.SetAction((p, ct) => RunCommands.WorkerAsync(
-            Context(p, new CommandLineOverrides(
+            SessionContext(
+                p,
+                new CommandLineOverrides(
                 MaxFilesPerBatch: p.GetValue(maxFiles),
                 PollInterval: ParseInterval(p.GetValue(poll)),
                 Provider: p.GetValue(provider),
                 ConnectionString: p.GetValue(connection),
-                BadRows: p.GetValue(badRows))),
+                BadRows: p.GetValue(badRows)),
+                worker: true),
             ct));
 
         var readQuarantine = new Command("read-quarantine", "Print the visits set aside by --bad-rows quarantine, with the reason") { format, limit };

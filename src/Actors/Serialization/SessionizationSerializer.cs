@@ -44,8 +44,8 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         {
             RewindStartedManifest => new RewindStarted(r.ReadInt64()),
             RewindCompletedManifest => new RewindCompleted(r.ReadInt64()),
-            BatchPlannedManifest => new BatchPlanned(ReadPlan(r)),
-            BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), ReadOptionalTail(r)),
+            BatchPlannedManifest => ReadPlanned(r),
+            BatchCommittedManifest => new BatchCommitted(r.ReadInt64(), ReadCursor(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), ReadOptionalTail(r), ReadOptionalTail(r)),
             CoordinatorStateManifest => ReadState(r),
             _ => throw new System.Runtime.Serialization.SerializationException($"unknown manifest '{manifest}'"),
         };
@@ -63,6 +63,9 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 break;
             case BatchPlanned e:
                 WritePlan(w, e.Plan);
+                // Added after the first format, as every tail below: older records end before it.
+                WritePlanExtras(w, e.Plan);
+                WriteOptional(w, e.SessionRules);
                 break;
             case BatchCommitted e:
                 w.Write(e.Batch);
@@ -71,6 +74,7 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 w.Write(e.Pending);
                 w.Write(e.Completed);
                 WriteOptional(w, e.LatestVisitMicros);
+                WriteOptional(w, e.WatermarkMicros);
                 break;
             case CoordinatorState s:
                 w.Write(s.NextBatch);
@@ -99,6 +103,12 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 WriteOptional(w, s.LatestVisitMicros);
                 foreach (var c in s.Checkpoints)
                     WriteOptional(w, c.LatestVisitBefore);
+                WriteOptional(w, s.WatermarkMicros);
+                foreach (var c in s.Checkpoints)
+                    WriteOptional(w, c.WatermarkBefore);
+                WriteOptional(w, s.SessionRules);
+                if (s.InFlight is not null)
+                    WritePlanExtras(w, s.InFlight);
                 break;
             default:
                 throw new ArgumentException($"{obj.GetType()} is not a persisted sessionization record");
@@ -112,10 +122,39 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
             w.Write(v);
     }
 
+    private static void WriteOptional(BinaryWriter w, string? value)
+    {
+        w.Write(value is not null);
+        if (value is not null)
+            w.Write(value);
+    }
+
     private static long? ReadOptional(BinaryReader r) => r.ReadBoolean() ? r.ReadInt64() : null;
 
+    private static string? ReadOptionalString(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
+
+    private static bool AtEnd(BinaryReader r) => r.BaseStream.Position >= r.BaseStream.Length;
+
+    private static void WritePlanExtras(BinaryWriter w, BatchPlan plan)
+    {
+        w.Write(plan.EndOfInput);
+        WriteOptional(w, plan.WatermarkAtLeast);
+    }
+
+    private static BatchPlan ReadPlanExtras(BinaryReader r, BatchPlan plan) =>
+        plan with { EndOfInput = r.ReadBoolean(), WatermarkAtLeast = ReadOptional(r) };
+
+    private static BatchPlanned ReadPlanned(BinaryReader r)
+    {
+        var plan = ReadPlan(r);
+        if (AtEnd(r))
+            return new BatchPlanned(plan);
+        plan = ReadPlanExtras(r, plan);
+        return new BatchPlanned(plan, ReadOptionalString(r));
+    }
+
     /// <summary>A field added at the end of a record: records written before it have nothing there.</summary>
-    private static long? ReadOptionalTail(BinaryReader r) => r.BaseStream.Position < r.BaseStream.Length ? ReadOptional(r) : null;
+    private static long? ReadOptionalTail(BinaryReader r) => AtEnd(r) ? null : ReadOptional(r);
 
     private static CoordinatorState ReadState(BinaryReader r)
     {
@@ -124,7 +163,14 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
             return state;
         var latest = ReadOptional(r);
         var checkpoints = state.Checkpoints.Select(c => c with { LatestVisitBefore = ReadOptional(r) }).ToList();
-        return state with { LatestVisitMicros = latest, Checkpoints = checkpoints };
+        state = state with { LatestVisitMicros = latest, Checkpoints = checkpoints };
+        if (AtEnd(r))
+            return state;
+        var watermark = ReadOptional(r);
+        checkpoints = checkpoints.Select(c => c with { WatermarkBefore = ReadOptional(r) }).ToList();
+        var rules = ReadOptionalString(r);
+        var inFlight = state.InFlight is { } plan ? ReadPlanExtras(r, plan) : null;
+        return state with { WatermarkMicros = watermark, Checkpoints = checkpoints, SessionRules = rules, InFlight = inFlight };
     }
 
     private static void WriteCursor(BinaryWriter w, SourceCursor c)

@@ -46,6 +46,7 @@ public static class RunCommands
 
     public static string Describe(object report) => report switch
     {
+        CoordinatorProtocol.BatchReport { WatermarkMicros: { } watermark } r => DescribeEventTime(r, watermark),
         CoordinatorProtocol.BatchReport { Files: 0 } r => string.Create(
             CultureInfo.InvariantCulture,
             $"batch {r.Batch}: end of input, no files; {r.Completed} pending session{(r.Completed == 1 ? "" : "s")} completed{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),
@@ -57,6 +58,20 @@ public static class RunCommands
             $"rewound to the checkpoint at the start of batch {r.Batch}: took back {r.UndoneBatches} batch{(r.UndoneBatches == 1 ? "" : "es")}, reset {r.UsersReset} user session{(r.UsersReset == 1 ? "" : "s")}"),
         _ => report.ToString() ?? "",
     };
+
+    private static string DescribeEventTime(CoordinatorProtocol.BatchReport r, long watermark)
+    {
+        var shown = watermark == Watermark.None ? "none" : Timestamps.ToSparkString(watermark);
+        var what = r.Kind switch
+        {
+            CoordinatorProtocol.BatchKind.EndOfInput => "end of input, no files",
+            CoordinatorProtocol.BatchKind.IdleClose => $"idle close, no files; watermark moved to {shown}",
+            _ => $"{r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, watermark {shown}",
+        };
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"batch {r.Batch}: {what}; {r.ActiveUsers} user{(r.ActiveUsers == 1 ? "" : "s")}, {r.Completed} session{(r.Completed == 1 ? "" : "s")} written{(r.Corrected > 0 ? $" ({r.Corrected} earlier row{(r.Corrected == 1 ? "" : "s")} corrected)" : "")}, {r.Pending} open{(r.Late > 0 ? $", {r.Late} late" : "")}{(r.Quarantined > r.Late ? $", {r.Quarantined - r.Late} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]");
+    }
 
     public static async Task<int> StatusAsync(CommandContext context, CancellationToken cancellationToken)
     {
@@ -78,7 +93,10 @@ public static class RunCommands
         o.WriteLine($"pipeline:               {pipeline?.PipelineId ?? "none yet (no output tables)"}");
         if (state.LastCommitted is { } last)
         {
-            var pending = (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
+            // In event-time mode a batch's pending rows are only the users it changed; the state counts every open session.
+            var pending = SessionRules.RecordedIn(state)?.StartsWith("event-time", StringComparison.Ordinal) == true
+                ? last.Pending
+                : (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
             o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");
             o.WriteLine($"visits-table version:   consumed {last.LastVersion}, available {Show(available)}");
             o.WriteLine($"pending sessions:       {pending}");
@@ -97,6 +115,9 @@ public static class RunCommands
             : state.LastCommitted is null ? "none committed"
             : "not recorded (its batches were committed by an older version)";
         o.WriteLine($"latest visit_time:      {latestVisit}");
+        o.WriteLine($"sessions:               {SessionRules.RecordedIn(state) ?? "not recorded yet (no batch)"}");
+        if (state.WatermarkMicros is { } watermark)
+            o.WriteLine($"watermark:              {(watermark == Watermark.None ? "none yet" : Timestamps.ToSparkString(watermark) + " UTC")}");
         o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
         if (state.RewindingTo is { } rewinding)
             o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");

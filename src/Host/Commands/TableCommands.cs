@@ -87,8 +87,12 @@ public static class TableCommands
     public static async Task<int> ReadSessionTablesAsync(CommandContext context, OutputFormat format, bool wide, int limit)
     {
         context.RequireBaseDirectory();
-        var pending = await Sorted(SessionTable.Pending(context.BaseDirectory));
+        var pendingTable = SessionTable.Pending(context.BaseDirectory);
+        var pending = await Sorted(pendingTable);
         var completed = await Sorted(SessionTable.Completed(context.BaseDirectory));
+        // In event-time mode the table holds each batch's changes, not a snapshot: what is open now is read from both.
+        if (pendingTable.Log.LatestSessionRules() is { } rules && rules.StartsWith("event-time", StringComparison.Ordinal))
+            pending = OpenSessions.From(pending, completed);
 
         string[] pendingColumns = wide
             ? ["user_id", "concatenated_pages", "batch_number", "start_time", "end_time", "visit_count"]

@@ -13,7 +13,8 @@ public sealed record CommandLineOverrides(
     string? Provider = null,
     string? ConnectionString = null,
     string? BadRows = null,
-    string? ConfigFile = null);
+    string? ConfigFile = null,
+    IReadOnlyDictionary<string, string?>? Sessions = null);
 
 /// <summary>
 /// Builds the one configuration the process runs with: HOCON defaults from <c>hocon/</c>, overridden by
@@ -22,6 +23,9 @@ public sealed record CommandLineOverrides(
 public static class SessionizationConfig
 {
     public static string HoconDirectory => Path.Combine(AppContext.BaseDirectory, "hocon");
+
+    /// <summary>The settings under <c>sessionization.sessions</c>; each is also a flag (<c>--gap</c>) and an environment variable (<c>SESSIONIZATION_SESSIONS_GAP</c>).</summary>
+    public static readonly string[] SessionSettingNames = ["mode", "gap", "max-duration", "watermark-delay", "allowed-lateness", "idle-close"];
 
     public static Config Build(CommandLineOverrides flags, IReadOnlyDictionary<string, string?>? environment = null)
     {
@@ -54,12 +58,16 @@ public static class SessionizationConfig
         Set("sessionization.persistence.connection-string", Env("SESSIONIZATION_CONNECTION_STRING"));
         Set("sessionization.bad-rows", Env("SESSIONIZATION_BAD_ROWS"));
         Set("sessionization.checkpoints.retain", Env("SESSIONIZATION_CHECKPOINTS_RETAIN"));
+        foreach (var name in SessionSettingNames)
+            Set($"sessionization.sessions.{name}", Env("SESSIONIZATION_SESSIONS_" + name.Replace('-', '_').ToUpperInvariant()));
         Set("sessionization.base-dir", flags.BaseDirectory);
         Set("sessionization.max-files-per-batch", flags.MaxFilesPerBatch?.ToString(CultureInfo.InvariantCulture));
         Set("sessionization.poll-interval", flags.PollInterval is { } p ? $"{(long)p.TotalMilliseconds}ms" : null);
         Set("sessionization.persistence.provider", flags.Provider);
         Set("sessionization.persistence.connection-string", flags.ConnectionString);
         Set("sessionization.bad-rows", flags.BadRows);
+        foreach (var (name, value) in flags.Sessions ?? new Dictionary<string, string?>())
+            Set($"sessionization.sessions.{name}", value);
 
         var config = ConfigurationFactory.ParseString(string.Join("\n", overrides)).WithFallback(defaults)
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
@@ -122,6 +130,9 @@ public static class SessionizationConfig
     }
 
     public const string UserStateFile = "users.db";
+
+    /// <summary>The SQLite file of the event-time session states, beside the user states.</summary>
+    public const string EventTimeStateFile = "event-time.db";
 
     /// <summary>The SQLite file of the user session states.</summary>
     public static string UserStatePath(Config config) => Path.Combine(StateDirectory(config), UserStateFile);

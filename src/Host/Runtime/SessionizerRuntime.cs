@@ -77,10 +77,11 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             var pipeline = await resolving;
             settings = settings with { Pipeline = pipeline };
             store = OpenStore(config, pipeline.PipelineId);
+            var eventTimeStore = OpenEventTimeStore(config, settings.BaseDirectory, pipeline.PipelineId);
             var system = host.Services.GetRequiredService<ActorSystem>();
             var users = system.ActorOf(UserSessionRegion.Props(store, settings.UserSessionShards, settings.PassivateAfter), "user-sessions");
             var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
-            var coordinator = system.ActorOf(BatchCoordinator.Props(settings, store, users, sink), BatchCoordinator.Id);
+            var coordinator = system.ActorOf(BatchCoordinator.Props(settings, store, users, sink, eventTimeStore), BatchCoordinator.Id);
             host.Services.GetRequiredService<ActorRegistry>().Register<BatchCoordinator>(coordinator);
             return new SessionizerRuntime(host, store, coordinator, system);
         }
@@ -106,7 +107,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     private static void PrepareSqlite(string stateDirectory)
     {
         Directory.CreateDirectory(stateDirectory);
-        foreach (var file in new[] { "journal.db", "snapshots.db", SessionizationConfig.UserStateFile })
+        foreach (var file in new[] { "journal.db", "snapshots.db", SessionizationConfig.UserStateFile, SessionizationConfig.EventTimeStateFile })
         {
             var path = Path.Combine(stateDirectory, file);
             try
@@ -136,6 +137,23 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
         {
             throw new UserFacingException($"the user session state store cannot be opened: {e.Message.Split('\n')[0]}");
+        }
+    }
+
+    private static EventTimeStateStore OpenEventTimeStore(Config config, string baseDirectory, string pipelineId)
+    {
+        try
+        {
+            return SessionizationConfig.IsSqlite(config)
+                ? EventTimeStateStore.Sqlite(
+                    Path.Combine(SessionizationConfig.StateDirectory(baseDirectory), SessionizationConfig.EventTimeStateFile),
+                    config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)),
+                    pipelineId)
+                : EventTimeStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"), pipelineId);
+        }
+        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
+        {
+            throw new UserFacingException($"the event-time session state store cannot be opened: {e.Message.Split('\n')[0]}");
         }
     }
 

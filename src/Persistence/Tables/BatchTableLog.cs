@@ -32,16 +32,24 @@ public sealed record PipelineIdentity(string PipelineId, string SourceTableId)
 /// <summary>A batch's provenance as its commits record it, in <c>commitInfo</c>.</summary>
 public static class BatchProvenanceJson
 {
-    public static JsonObject ToJson(this BatchProvenance provenance) => new()
+    public const string SessionsKey = "sessions";
+
+    public static JsonObject ToJson(this BatchProvenance provenance)
     {
-        ["batch"] = provenance.Batch,
-        ["fromVersion"] = provenance.From.Version,
-        ["fromFileIndex"] = provenance.From.FileIndex,
-        ["toVersion"] = provenance.To.Version,
-        ["toFileIndex"] = provenance.To.FileIndex,
-        ["lastVersion"] = provenance.LastVersion,
-        ["visits"] = provenance.Visits,
-    };
+        var json = new JsonObject
+        {
+            ["batch"] = provenance.Batch,
+            ["fromVersion"] = provenance.From.Version,
+            ["fromFileIndex"] = provenance.From.FileIndex,
+            ["toVersion"] = provenance.To.Version,
+            ["toFileIndex"] = provenance.To.FileIndex,
+            ["lastVersion"] = provenance.LastVersion,
+            ["visits"] = provenance.Visits,
+        };
+        if (provenance.Sessions is not null)
+            json[SessionsKey] = provenance.Sessions;
+        return json;
+    }
 }
 
 /// <summary>One batch's data file for a table: its row count, statistics, how to write it and its timestamp values.</summary>
@@ -268,6 +276,25 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         {
             if (Delta.ReadCommit(log.Commits[i]).OfType<TxnAction>().Any(t => t.AppId == AppId && t.Version == batch))
                 return log.Commits[i];
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The session rules the table's latest batch was written under, as its commit records them (see
+    /// <see cref="BatchProvenance.Sessions"/>); null for the seed's rule, or when no batch is there. Commits that are
+    /// not batches (a rewind's RESTORE) are looked past.
+    /// </summary>
+    public string? LatestSessionRules()
+    {
+        if (Delta.LatestVersion() is not { } latest)
+            return null;
+        for (var version = latest; version >= 0; version--)
+        {
+            var info = Delta.ReadCommit(version).OfType<CommitInfoAction>().FirstOrDefault()?.Content;
+            if (info?["sessionization"] is JsonObject provenance)
+                return provenance[BatchProvenanceJson.SessionsKey]?.GetValue<string>();
         }
 
         return null;

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Streams;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using Sessionization.Persistence.UserState;
+using static Sessionization.Actors.SinkProtocol;
+
+namespace Sessionization.Actors;
+
+/// <summary>
+/// Carries one planned event-time batch through: reads its visits, sets aside the late ones (quarantine, reason
+/// <c>late</c>), works out the watermark after the batch, steps the users the batch touches through the session policy
+/// against the keyed state store (<see cref="EventTimeBatchWork"/>: users with visits, and users whose deadline the
+/// watermark reached), hands the rows to the sink and reports back. The users' sessions live in the store between
+/// batches, keyed by user like a Flink or Kafka Streams state store, rather than in one live actor each: a batch's
+/// cost then follows the users it touches, not the sessions that stay open. It holds no durable state: a batch it did
+/// not finish is run again from its plan, and the store is taken back to before the batch first.
+/// </summary>
+public sealed class EventTimeBatchExecution : ReceiveActor
+{
+    private readonly BatchPlan _plan;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private Stepped? _stepped;
+
+    public EventTimeBatchExecution(BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IActorRef sink)
+    {
+        _plan = plan;
+        Receive<Stepped>(stepped =>
+        {
+            _stepped = stepped;
+            var r = stepped.Result;
+            sink.Tell(new WriteBatch(
+                plan.Batch,
+                ByUser(r.Written),
+                ByUser(r.OpenOfChangedUsers),
+                stepped.Quarantined,
+                new BatchProvenance(plan.Batch, plan.From, plan.To, plan.LastVersion, stepped.Visits, input.Rules),
+                ByUser(r.Removed)));
+        });
+        Receive<BatchWritten>(_ => Written(input));
+        Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
+        Receive<Status.Failure>(f => Fail($"batch {plan.Batch}: {Failures.Message(f.Cause)}"));
+
+        StepAsync(plan, input, badRows, baseDirectory, store, policy, Context.Materializer()).PipeTo(Self);
+    }
+
+    public static Props Props(BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IActorRef sink) =>
+        Akka.Actor.Props.Create(() => new EventTimeBatchExecution(plan, input, badRows, baseDirectory, store, policy, sink));
+
+    private sealed record Stepped(EventTimeBatchResult Result, long Visits, List<QuarantinedVisit> Quarantined, long Late, long? LatestVisitMicros, long WatermarkAfter);
+
+    private static async Task<Stepped> StepAsync(
+        BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IMaterializer materializer)
+    {
+        var reads = await BatchExecution.ReadFilesAsync(plan, badRows, baseDirectory, materializer);
+        var onTime = new List<Visit>();
+        var quarantined = new List<QuarantinedVisit>();
+        long visits = 0;
+        long late = 0;
+        long? latest = null;
+        for (var f = 0; f < reads.Count; f++)
+        {
+            var read = reads[f];
+            quarantined.AddRange(read.Quarantined);
+            visits += read.Visits.Count;
+            var rows = RowNumbers(read);
+            for (var i = 0; i < read.Visits.Count; i++)
+            {
+                var visit = read.Visits[i];
+                latest = latest is { } l ? Math.Max(l, visit.VisitTimeMicros) : visit.VisitTimeMicros;
+                // Lateness depends on the watermark before the batch alone, so it is decided here, where the file and
+                // row are known, and never reaches the users' state.
+                if (!policy.IsLate(visit.VisitTimeMicros, input.WatermarkBefore))
+                {
+                    onTime.Add(visit);
+                    continue;
+                }
+
+                late++;
+                quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(input.WatermarkBefore)));
+            }
+        }
+
+        // Late visits move the watermark too: they were committed, and the watermark follows what was committed.
+        var after = Watermark.After(input.WatermarkBefore, latest, policy.Settings.WatermarkDelayMicros);
+        if (plan.WatermarkAtLeast is { } atLeast)
+            after = Math.Max(after, atLeast);
+        EventTimeBatchResult result;
+        try
+        {
+            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput);
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException)
+        {
+            throw new InvalidOperationException($"the event-time session states: {Failures.Message(e)}", e);
+        }
+
+        if (result.Late.Count > 0)
+            throw new InvalidOperationException($"{result.Late.Count} visits were found late after the late ones were set aside");
+        return new Stepped(result, visits, quarantined, late, latest, after);
+    }
+
+    /// <summary>The reason a late visit is set aside with: <c>late</c>, and the watermark it missed.</summary>
+    public static string LateReason(long watermarkBefore) => $"late (watermark {Timestamps.ToSparkString(watermarkBefore)})";
+
+    /// <summary>The row in its file of each visit read: the rows set aside as bad are skipped.</summary>
+    private static long?[] RowNumbers(VisitsRead read)
+    {
+        var bad = read.Quarantined.Where(q => q.Row is not null).Select(q => q.Row!.Value).ToHashSet();
+        var rows = new long?[read.Visits.Count];
+        long row = 0;
+        for (var i = 0; i < rows.Length; i++)
+        {
+            while (bad.Contains(row))
+                row++;
+            rows[i] = row++;
+        }
+
+        return rows;
+    }
+
+    private static List<SessionRecord> ByUser(IReadOnlyList<SessionRecord> rows) =>
+        [.. rows.OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros).ThenBy(r => r.BatchNumber)];
+
+    private void Written(EventTimeInput input)
+    {
+        var s = _stepped!;
+        var r = s.Result;
+        Context.Parent.Tell(new BatchExecuted(
+            _plan,
+            s.Visits,
+            r.UsersStepped,
+            input.OpenBefore + r.OpenDelta,
+            r.Written.Count,
+            s.Quarantined.Count,
+            null,
+            _clock.Elapsed,
+            s.LatestVisitMicros,
+            s.WatermarkAfter,
+            r.Removed.Count,
+            s.Late));
+        Context.Stop(Self);
+    }
+
+    private void Fail(string reason)
+    {
+        Context.Parent.Tell(new BatchExecutionFailed(_plan.Batch, reason));
+        Context.Stop(Self);
+    }
+}
+
+/// <summary>
+/// What an event-time batch starts from besides its plan: the watermark the batch before left, how many sessions were
+/// open after it, and the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits.
+/// </summary>
+public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules);
