@@ -127,7 +127,7 @@ public static class Program
             var context = Context(p, overrides with { Sessions = given });
             var eventTimeOnly = given.Where(g => g.Key != "mode" && g.Value is not null).Select(g => "--" + g.Key).ToList();
             if (eventTimeOnly.Count > 0 && context.Settings.Sessions.Mode == Domain.SessionMode.Batches)
-                throw new UserFacingException($"{string.Join(", ", eventTimeOnly)} only apply with --mode event-time (the mode is batches)");
+                throw new UserFacingException($"{string.Join(", ", eventTimeOnly)} only appl{(eventTimeOnly.Count == 1 ? "ies" : "y")} with --mode event-time (the mode is batches)");
             return context;
         }
 

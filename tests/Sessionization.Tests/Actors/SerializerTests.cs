@@ -15,6 +15,10 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
         return
         [
             new BatchPlanned(plan),
+            new BatchPlanned(plan with { EndOfInput = true, WatermarkAtLeast = -5 }, "event-time gap=30m max-duration=off watermark-delay=0s allowed-lateness=0s"),
+            new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3, 1_770_000_000_000_000, long.MinValue),
+            new CoordinatorState(8, new SourceCursor(5, 2), plan with { WatermarkAtLeast = 9 }, null, [
+                new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16, 40, 30)], 90, 80, "batches"),
             new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3),
             new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3, 1_770_000_000_000_000),
             new CoordinatorState(8, new SourceCursor(5, 2), plan, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]),
@@ -42,18 +46,27 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
     }
 
     [Fact]
-    public void Records_written_before_the_latest_visit_time_was_kept_read_as_not_recorded()
+    public void Records_written_before_a_field_was_kept_read_as_not_recorded()
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(CoordinatorState));
+        var plan = new BatchPlan(8, new SourceCursor(5, 2), new SourceCursor(6, 0), [new SourceFile(5, 2, "part-1.parquet", 10)]);
         var committed = new BatchCommitted(7, new SourceCursor(5, 2), 100, 20, 3);
-        var state = new CoordinatorState(8, new SourceCursor(5, 2), null, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]);
+        var state = new CoordinatorState(8, new SourceCursor(5, 2), plan, null, [new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16)]);
+        var planned = new BatchPlanned(plan);
 
-        // The first format ended where the optional fields now begin: one flag for the event, one for the state and one per checkpoint.
-        var oldCommitted = serializer.ToBinary(committed)[..^1];
-        var oldState = serializer.ToBinary(state)[..^2];
+        // Each later format appended its fields: the first ended before the latest visit (one flag for the event, one
+        // for the state and one per checkpoint); the second before the watermark, the rules and the plan's extras.
+        var first = (Committed: serializer.ToBinary(committed)[..^2], State: serializer.ToBinary(state)[..^7]);
+        var second = (Committed: serializer.ToBinary(committed)[..^1], State: serializer.ToBinary(state)[..^5]);
 
-        Assert.Equal(committed, serializer.FromBinary(oldCommitted, serializer.Manifest(committed)));
-        Assert.Equal(state, serializer.FromBinary(oldState, serializer.Manifest(state)));
+        foreach (var (oldCommitted, oldState) in new[] { first, second })
+        {
+            Assert.Equal(committed, serializer.FromBinary(oldCommitted, serializer.Manifest(committed)));
+            Assert.Equal(state, serializer.FromBinary(oldState, serializer.Manifest(state)));
+        }
+
+        // A plan's extras (a flag and an optional watermark) and the rules (a flag) came at once.
+        Assert.Equal(planned, serializer.FromBinary(serializer.ToBinary(planned)[..^3], serializer.Manifest(planned)));
     }
 
     public static TheoryData<UserSessionState> States()

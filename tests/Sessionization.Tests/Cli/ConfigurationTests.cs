@@ -18,6 +18,35 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public void Session_settings_default_to_the_seed_rule_and_come_from_hocon_the_environment_or_flags()
+    {
+        var defaults = SessionizationConfig.Settings(SessionizationConfig.Build(new CommandLineOverrides(), NoEnvironment)).Sessions;
+        Assert.Equal("batches", defaults.Describe());
+        Assert.Null(defaults.IdleClose);
+
+        var environment = new Dictionary<string, string?> { ["SESSIONIZATION_SESSIONS_MODE"] = "event-time", ["SESSIONIZATION_SESSIONS_GAP"] = "10m" };
+        var flags = new CommandLineOverrides(Sessions: new Dictionary<string, string?> { ["max-duration"] = "24h", ["allowed-lateness"] = "90s", ["idle-close"] = "2m" });
+        var sessions = SessionizationConfig.Settings(SessionizationConfig.Build(flags, environment)).Sessions;
+
+        Assert.Equal("event-time gap=10m max-duration=1d watermark-delay=0s allowed-lateness=90s", sessions.Describe());
+        Assert.Equal(TimeSpan.FromMinutes(2), sessions.IdleClose);
+    }
+
+    [Theory]
+    [InlineData("mode", "sessions", "sessionization.sessions.mode 'sessions' is not batches or event-time")]
+    [InlineData("gap", "0s", "sessionization.sessions.gap '0s' is not a positive duration like 90s, 30m or 24h")]
+    [InlineData("gap", "30 minutes", "sessionization.sessions.gap '30 minutes' is not a positive duration")]
+    [InlineData("max-duration", "-1h", "sessionization.sessions.max-duration '-1h' is not a positive duration like 90s, 30m or 24h, or off")]
+    [InlineData("watermark-delay", "soon", "sessionization.sessions.watermark-delay 'soon' is not a duration like 0s, 90s, 30m or 24h")]
+    [InlineData("idle-close", "0s", "sessionization.sessions.idle-close '0s' is not a positive duration like 90s, 30m or 24h, or off")]
+    public void A_bad_session_setting_is_refused_naming_it(string name, string value, string message)
+    {
+        var flags = new CommandLineOverrides(Sessions: new Dictionary<string, string?> { [name] = value });
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => SessionizationConfig.Settings(SessionizationConfig.Build(flags, NoEnvironment)));
+        Assert.StartsWith(message, e.Message);
+    }
+
+    [Fact]
     public void Environment_overrides_hocon_and_flags_override_the_environment()
     {
         var environment = new Dictionary<string, string?> { ["SESSIONIZATION_BASE_DIR"] = "/tmp/from-env", ["SESSIONIZATION_MAX_FILES_PER_BATCH"] = "7" };

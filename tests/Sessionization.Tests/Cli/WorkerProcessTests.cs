@@ -12,53 +12,6 @@ public sealed class WorkerProcessTests : IDisposable
 
     private string Data => _temp.Combine("data");
 
-    private sealed class RunningWorker : IDisposable
-    {
-        private readonly BlockingCollection<string> _lines = [];
-
-        public RunningWorker(string data, params string[] flags)
-        {
-            Process = Process.Start(SessionizeProcess.StartInfo(data, ["worker", "--poll-interval", "100ms", .. flags]))!;
-            Process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is not null)
-                    _lines.Add(e.Data);
-            };
-            Process.ErrorDataReceived += (_, e) =>
-            {
-                if (e.Data is not null)
-                    _lines.Add("stderr: " + e.Data);
-            };
-            Process.BeginOutputReadLine();
-            Process.BeginErrorReadLine();
-        }
-
-        public Process Process { get; }
-
-        /// <summary>Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for messages.</summary>
-        public string WaitFor(string prefix)
-        {
-            var seen = new List<string>();
-            while (_lines.TryTake(out var line, Patience))
-            {
-                seen.Add(line);
-                if (line.StartsWith(prefix, StringComparison.Ordinal))
-                    return line;
-            }
-
-            throw new TimeoutException($"worker never printed '{prefix}'; it printed:\n{string.Join('\n', seen)}");
-        }
-
-        public void Signal(string signal) => Process.Start("kill", ["-" + signal, Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-
-        public void Dispose()
-        {
-            if (!Process.HasExited)
-                Process.Kill(entireProcessTree: true);
-            Process.Dispose();
-        }
-    }
-
     [Fact]
     public void The_worker_processes_new_commits_refuses_a_second_coordinator_and_stops_on_sigterm()
     {

@@ -65,13 +65,87 @@ public class BatchCoordinationTests
 
         Assert.False(finished);
         Assert.True(closing.Busy);
-        Assert.Equal(new BatchPlan(2, committed.State.Cursor, committed.State.Cursor, []), plan);
+        Assert.Equal(new BatchPlan(2, committed.State.Cursor, committed.State.Cursor, [], EndOfInput: true), plan);
         var closed = closing.Apply(new BatchPlanned(plan!), 10, Retain).Apply(new BatchCommitted(2, plan!.To, 0, 0, 1), 11, Retain).Committed();
         var (again, _) = closed.Next();
         var (done, none, drained) = again.Planned(null, 2);
         Assert.Null(none);
         Assert.True(drained);
         Assert.Equal(1, done.BatchesThisRun);
+    }
+
+    [Fact]
+    public void A_closing_batch_that_leaves_sessions_open_is_not_formed_again_in_the_same_run()
+    {
+        var committed = Commit(BatchCoordination.Initial, 2);
+        var (looking, _) = committed.DrainRequested(1, BadRowsMode.Fail, null, endOfInput: true).Next();
+        var (closing, plan, _) = looking.Planned(null, 2);
+        var stillOpen = closing.Apply(new BatchPlanned(plan!), 10, Retain).Apply(new BatchCommitted(2, plan!.To, 0, 3, 0), 11, Retain).Committed();
+
+        var (done, none, finished) = stillOpen.Next().Next.Planned(null, 2);
+
+        Assert.Null(none);
+        Assert.True(finished);
+        // A new run may try again.
+        Assert.NotNull(done.DrainRequested(1, BadRowsMode.Fail, null, endOfInput: true).Next().Next.Planned(null, 2).Plan);
+    }
+
+    [Fact]
+    public void A_polling_worker_given_an_idle_watermark_forms_a_batch_with_no_files_only_when_it_moves_the_watermark_of_open_sessions()
+    {
+        var committed = Commit(BatchCoordination.Initial, 2);
+        var polling = committed.PollingRequested(1, BadRowsMode.Fail).Next().Next;
+
+        var (_, plan, finished) = polling.Planned(null, BatchCoordination.NoVersionLimit, idleWatermark: 500);
+        Assert.False(finished);
+        Assert.Equal(new BatchPlan(2, committed.State.Cursor, committed.State.Cursor, [], WatermarkAtLeast: 500), plan);
+
+        Assert.Null(polling.Planned(null, BatchCoordination.NoVersionLimit).Plan);
+        var atWatermark = polling with { State = polling.State with { WatermarkMicros = 500 } };
+        Assert.Null(atWatermark.Planned(null, BatchCoordination.NoVersionLimit, idleWatermark: 500).Plan);
+        var nothingOpen = polling with { State = polling.State with { Checkpoints = [polling.State.Checkpoints[^1] with { Summary = polling.State.LastCommitted! with { Pending = 0 } }] } };
+        Assert.Null(nothingOpen.Planned(null, BatchCoordination.NoVersionLimit, idleWatermark: 500).Plan);
+        // A drain run never closes by the wall clock.
+        Assert.Null(committed.DrainRequested(1, BadRowsMode.Fail, null).Next().Next.Planned(null, 2, idleWatermark: 500).Plan);
+    }
+
+    [Fact]
+    public void Session_rules_are_recorded_with_the_first_batch_and_other_rules_are_refused_unless_the_run_rewinds_to_batch_0()
+    {
+        var eventTime = SessionRules.Batches with { Mode = SessionMode.EventTime };
+        var fresh = BatchCoordination.Initial.DrainRequested(1, BadRowsMode.Fail, null);
+        Assert.Null(fresh.RulesRefusal(eventTime));
+
+        var planned = fresh.Apply(new BatchPlanned(PlanFor(fresh.State), eventTime.Describe()), 1, Retain);
+        Assert.Equal(eventTime.Describe(), planned.State.SessionRules);
+        Assert.Null(planned.RulesRefusal(eventTime));
+        var refusal = planned.RulesRefusal(SessionRules.Batches);
+        Assert.Contains("recorded: event-time gap=30m max-duration=off watermark-delay=0s allowed-lateness=0s; given: batches", refusal);
+        Assert.Contains("--from-batch 0", refusal);
+        Assert.Null(planned.DrainRequested(1, BadRowsMode.Fail, 0).RulesRefusal(SessionRules.Batches));
+
+        // A state from before the rules were recorded ran the seed's rule.
+        var older = Commit(BatchCoordination.Initial, 2);
+        Assert.Null(older.State.SessionRules);
+        Assert.Null(older.RulesRefusal(SessionRules.Batches));
+        Assert.NotNull(older.RulesRefusal(eventTime));
+    }
+
+    [Fact]
+    public void A_rewind_to_batch_0_forgets_the_session_rules_and_a_rewind_restores_the_watermark()
+    {
+        var state = CoordinatorState.Initial
+            .Apply(new BatchPlanned(new BatchPlan(0, SourceCursor.Start, new SourceCursor(1, 0), []), "batches"), 1, Retain)
+            .Apply(new BatchCommitted(0, new SourceCursor(1, 0), 5, 1, 0, 100, 70), 2, Retain)
+            .Apply(new BatchPlanned(new BatchPlan(1, new SourceCursor(1, 0), new SourceCursor(2, 0), []), "batches"), 3, Retain)
+            .Apply(new BatchCommitted(1, new SourceCursor(2, 0), 5, 1, 0, 200, 170), 4, Retain);
+        Assert.Equal(170, state.WatermarkMicros);
+
+        Assert.Equal(70, state.Apply(new RewindStarted(1), 5, Retain).WatermarkMicros);
+        Assert.Equal("batches", state.Apply(new RewindStarted(1), 5, Retain).SessionRules);
+        var atStart = state.Apply(new RewindStarted(0), 5, Retain);
+        Assert.Null(atStart.WatermarkMicros);
+        Assert.Null(atStart.SessionRules);
     }
 
     [Fact]

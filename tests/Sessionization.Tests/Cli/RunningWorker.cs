@@ -1,0 +1,53 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Sessionization.Tests.Cli;
+
+/// <summary>A real <c>sessionize worker</c> process whose output lines a test can wait for.</summary>
+public sealed class RunningWorker : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
+    private readonly BlockingCollection<string> _lines = [];
+
+    public RunningWorker(string data, params string[] flags)
+    {
+        Process = Process.Start(SessionizeProcess.StartInfo(data, ["worker", "--poll-interval", "100ms", .. flags]))!;
+        Process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                _lines.Add(e.Data);
+        };
+        Process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+                _lines.Add("stderr: " + e.Data);
+        };
+        Process.BeginOutputReadLine();
+        Process.BeginErrorReadLine();
+    }
+
+    public Process Process { get; }
+
+    /// <summary>Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for messages.</summary>
+    public string WaitFor(string prefix)
+    {
+        var seen = new List<string>();
+        while (_lines.TryTake(out var line, Patience))
+        {
+            seen.Add(line);
+            if (line.StartsWith(prefix, StringComparison.Ordinal))
+                return line;
+        }
+
+        throw new TimeoutException($"worker never printed '{prefix}'; it printed:\n{string.Join('\n', seen)}");
+    }
+
+    public void Signal(string signal) => Process.Start("kill", ["-" + signal, Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+
+    public void Dispose()
+    {
+        if (!Process.HasExited)
+            Process.Kill(entireProcessTree: true);
+        Process.Dispose();
+    }
+}
