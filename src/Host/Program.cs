@@ -186,11 +186,18 @@ public static class Program
         var crashUsers = new Option<int>("--users") { Description = "Distinct users in the workload", DefaultValueFactory = _ => 5000 };
         var perCommit = new Option<int>("--visits-per-commit") { Description = "Visits in each generated commit", DefaultValueFactory = _ => 2000 };
         var crashSeed = new Option<int>("--seed") { Description = "Seed for the workload and the kill schedule", DefaultValueFactory = _ => 1 };
+        var crashMode = new Option<string>("--mode")
+        {
+            Description = "Session mode to prove it in: batches (default) or event-time (gap 30m, allowed lateness 30m, with late visits and corrections)",
+            DefaultValueFactory = _ => "batches",
+        };
+        crashMode.AcceptOnlyFromAmong("batches", "event-time");
         var crashTest = new Command("crash-test", "Prove exactly-once: kill run/worker processes with SIGKILL at random moments and compare all tables with an uninterrupted reference")
         {
-            kills, crashUsers, perCommit, crashSeed,
+            kills, crashUsers, perCommit, crashSeed, crashMode,
         };
-        crashTest.SetAction(p => CrashTestCommand.RunAsync(p.GetValue(baseDir), p.GetValue(kills), p.GetValue(crashUsers), p.GetValue(perCommit), p.GetValue(crashSeed), Console.Out));
+        crashTest.SetAction(p => CrashTestCommand.RunAsync(
+            p.GetValue(baseDir), p.GetValue(kills), p.GetValue(crashUsers), p.GetValue(perCommit), p.GetValue(crashSeed), Console.Out, Domain.SessionRules.ParseMode(p.GetValue(crashMode)!)!.Value));
         root.Subcommands.Add(crashTest);
 
         return root;

@@ -15,20 +15,34 @@ namespace Sessionization.Host.Commands;
 public static class CrashTestCommand
 {
     /// <summary>
-    /// A phase appends commits, then processes them with its own files-per-batch bound; the last one ends the input,
-    /// so its runs close every pending session in a batch of their own.
+    /// A phase appends commits of visits from <see cref="Start"/> on (hour by hour), then processes them with its own
+    /// files-per-batch bound; the last one ends the input, so its runs close every pending session in a batch of their own.
     /// </summary>
-    private sealed record Phase(int Commits, int MaxFilesPerBatch, bool EndOfInput = false)
+    private sealed record Phase(int Commits, int MaxFilesPerBatch, TimeSpan Start, bool EndOfInput = false)
     {
-        public string[] RunArguments => EndOfInput
-            ? ["run", "--max-files-per-batch", Text(MaxFilesPerBatch), "--end-of-input"]
-            : ["run", "--max-files-per-batch", Text(MaxFilesPerBatch)];
+        public string[] RunArguments(string[] sessionFlags) => EndOfInput
+            ? ["run", "--max-files-per-batch", Text(MaxFilesPerBatch), "--end-of-input", .. sessionFlags]
+            : ["run", "--max-files-per-batch", Text(MaxFilesPerBatch), .. sessionFlags];
     }
 
-    private static readonly Phase[] Phases = [new(6, 2), new(5, 1), new(4, 3), new(3, 1000, EndOfInput: true)];
+    private static readonly Phase[] BatchPhases =
+        [new(6, 2, TimeSpan.Zero), new(5, 1, TimeSpan.FromDays(1)), new(4, 3, TimeSpan.FromDays(2)), new(3, 1000, TimeSpan.FromDays(3), EndOfInput: true)];
 
-    public static async Task<int> RunAsync(string? baseDirectory, int kills, int users, int visitsPerCommit, int seed, TextWriter output)
+    /// <summary>
+    /// In event-time mode the second phase starts 90 minutes before the first one's last visit: with a 30-minute gap
+    /// and 30 minutes of allowed lateness its first hour of visits is partly late (quarantined) and partly behind the
+    /// watermark but not late (correcting written sessions, bridging some).
+    /// </summary>
+    private static readonly Phase[] EventTimePhases =
+        [new(6, 2, TimeSpan.Zero), new(5, 1, TimeSpan.FromMinutes(270)), new(4, 3, TimeSpan.FromDays(1)), new(3, 1000, TimeSpan.FromDays(2), EndOfInput: true)];
+
+    private static readonly string[] EventTimeFlags = ["--mode", "event-time", "--gap", "30m", "--allowed-lateness", "30m"];
+
+    public static async Task<int> RunAsync(string? baseDirectory, int kills, int users, int visitsPerCommit, int seed, TextWriter output, SessionMode mode = SessionMode.Batches)
     {
+        var eventTime = mode == SessionMode.EventTime;
+        var phases = eventTime ? EventTimePhases : BatchPhases;
+        string[] sessionFlags = eventTime ? EventTimeFlags : [];
         if (kills < 1 || users < 1 || visitsPerCommit < 1)
             throw new UserFacingException("crash-test needs --kills >= 1, --users >= 1 and --visits-per-commit >= 1");
         var root = Path.GetFullPath(baseDirectory ?? Path.Combine(Path.GetTempPath(), $"sessionization-crash-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}"));
@@ -38,14 +52,14 @@ public static class CrashTestCommand
         var crashed = Path.Combine(root, "crashed");
         var clock = Stopwatch.StartNew();
         var random = new Random(seed);
-        output.WriteLine($"crash test in {root}: {Phases.Length} phases, {Phases.Sum(p => p.Commits)} commits of {visitsPerCommit} visits over {users} users, {kills} kills, seed {seed}");
+        output.WriteLine($"crash test in {root}: {phases.Length} phases, {phases.Sum(p => p.Commits)} commits of {visitsPerCommit} visits over {users} users, {kills} kills, seed {seed}{(eventTime ? $", {string.Join(' ', sessionFlags)}" : "")}");
 
         var referenceTimes = new List<TimeSpan>();
-        for (var p = 0; p < Phases.Length; p++)
+        for (var p = 0; p < phases.Length; p++)
         {
-            Generate(reference, p, users, visitsPerCommit, seed);
+            Generate(reference, phases[p], p, users, visitsPerCommit, seed);
             var started = Stopwatch.StartNew();
-            Child(reference, Phases[p].RunArguments).Completed();
+            Child(reference, phases[p].RunArguments(sessionFlags)).Completed();
             referenceTimes.Add(started.Elapsed);
         }
 
@@ -53,17 +67,17 @@ public static class CrashTestCommand
 
         var killed = 0;
         int runsStarted = 0, workersStarted = 0;
-        for (var p = 0; p < Phases.Length; p++)
+        for (var p = 0; p < phases.Length; p++)
         {
-            Generate(crashed, p, users, visitsPerCommit, seed);
-            var target = (kills * (p + 1) / Phases.Length) - (kills * p / Phases.Length);
-            var maxFiles = Text(Phases[p].MaxFilesPerBatch);
+            Generate(crashed, phases[p], p, users, visitsPerCommit, seed);
+            var target = (kills * (p + 1) / phases.Length) - (kills * p / phases.Length);
+            var maxFiles = Text(phases[p].MaxFilesPerBatch);
             for (var k = 0; k < target;)
             {
                 var worker = random.Next(3) == 0;
                 var child = worker
-                    ? Child(crashed, "worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles)
-                    : Child(crashed, Phases[p].RunArguments);
+                    ? Child(crashed, ["worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles, .. sessionFlags])
+                    : Child(crashed, phases[p].RunArguments(sessionFlags));
                 _ = worker ? workersStarted++ : runsStarted++;
                 // Anywhere from start-up to a little past the uninterrupted run's length.
                 var delay = TimeSpan.FromMilliseconds(random.NextDouble() * ((referenceTimes[p].TotalMilliseconds * 1.2) + 300));
@@ -80,15 +94,16 @@ public static class CrashTestCommand
             }
 
             // However the kills fell, one uninterrupted run finishes the phase.
-            Child(crashed, Phases[p].RunArguments).Completed();
+            Child(crashed, phases[p].RunArguments(sessionFlags)).Completed();
         }
 
-        var differences = await CompareAsync(reference, crashed);
+        var differences = await CompareAsync(reference, crashed, quarantineExpected: eventTime);
         var summary = string.Create(CultureInfo.InvariantCulture, $"{killed} kills ({runsStarted} runs and {workersStarted} workers started) in {clock.Elapsed.TotalSeconds:F1}s");
         if (differences.Count == 0)
         {
-            var (visits, pending, completed) = await CountsAsync(reference);
-            output.WriteLine($"crash test passed: {summary}; all three tables identical to the reference ({visits} visits, {pending} pending-session rows, {completed} session rows)");
+            var (visits, pending, completed, quarantined, corrections) = await CountsAsync(reference);
+            var eventTimeCounts = eventTime ? $", {quarantined} late visits quarantined, {corrections} commits with corrections" : "";
+            output.WriteLine($"crash test passed: {summary}; all {(eventTime ? "four" : "three")} tables identical to the reference ({visits} visits, {pending} pending-session rows, {completed} session rows{eventTimeCounts})");
             return 0;
         }
 
@@ -98,12 +113,12 @@ public static class CrashTestCommand
         return 1;
     }
 
-    private static void Generate(string directory, int phase, int users, int visitsPerCommit, int seed)
+    private static void Generate(string directory, Phase phase, int index, int users, int visitsPerCommit, int seed)
     {
-        var commits = Phases[phase].Commits;
-        var start = SyntheticVisits.DefaultStart.AddDays(phase);
+        var commits = phase.Commits;
+        var start = SyntheticVisits.DefaultStart.Add(phase.Start);
         Child(directory, "generate", "--users", Text(users), "--visits", Text((long)visitsPerCommit * commits), "--commits", Text(commits),
-            "--seed", Text(seed + phase), "--start", start.ToString("O", CultureInfo.InvariantCulture)).Completed();
+            "--seed", Text(seed + index), "--start", start.ToString("O", CultureInfo.InvariantCulture)).Completed();
     }
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
@@ -135,7 +150,7 @@ public static class CrashTestCommand
         return new ChildProcess(process, string.Join(' ', args), process.StandardError.ReadToEndAsync());
     }
 
-    private static async Task<List<string>> CompareAsync(string reference, string crashed)
+    private static async Task<List<string>> CompareAsync(string reference, string crashed, bool quarantineExpected)
     {
         var differences = new List<string>();
         var expectedVisits = await VisitsAsync(reference);
@@ -156,8 +171,13 @@ public static class CrashTestCommand
             }
         }
 
-        if ((await QuarantineTable.In(crashed).ReadAllAsync()).Count > 0)
+        // The two directories' visits files have their own random names: rows are compared without them.
+        var expectedQuarantine = (await QuarantineTable.In(reference).ReadAllAsync()).Select(q => (q with { SourceFile = "" }).ToString()).Order(StringComparer.Ordinal).ToList();
+        var actualQuarantine = (await QuarantineTable.In(crashed).ReadAllAsync()).Select(q => (q with { SourceFile = "" }).ToString()).Order(StringComparer.Ordinal).ToList();
+        if (!quarantineExpected && actualQuarantine.Count > 0)
             differences.Add("quarantine: rows were set aside, none expected");
+        else if (!expectedQuarantine.SequenceEqual(actualQuarantine))
+            differences.Add($"quarantine: {actualQuarantine.Count} rows, expected {expectedQuarantine.Count}");
         return differences;
     }
 
@@ -173,6 +193,17 @@ public static class CrashTestCommand
     private static async Task<List<SessionRecord>> SortedRowsAsync(SessionTable table) =>
         [.. (await table.ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId)];
 
-    private static async Task<(int Visits, int Pending, int Completed)> CountsAsync(string baseDirectory) =>
-        ((await VisitsAsync(baseDirectory)).Count, (await SessionTable.Pending(baseDirectory).ReadAllAsync()).Count, (await SessionTable.Completed(baseDirectory).ReadAllAsync()).Count);
+    private static async Task<(int Visits, int Pending, int Completed, int Quarantined, int Corrections)> CountsAsync(string baseDirectory)
+    {
+        var sessions = SessionTable.Completed(baseDirectory);
+        var corrections = 0;
+        for (var version = 0L; version <= (sessions.Delta.LatestVersion() ?? -1); version++)
+        {
+            if (sessions.Delta.ReadCommit(version).OfType<Persistence.Delta.RemoveFile>().Any())
+                corrections++;
+        }
+
+        return ((await VisitsAsync(baseDirectory)).Count, (await SessionTable.Pending(baseDirectory).ReadAllAsync()).Count, (await sessions.ReadAllAsync()).Count,
+            (await QuarantineTable.In(baseDirectory).ReadAllAsync()).Count, corrections);
+    }
 }

@@ -16,5 +16,17 @@ public sealed class CrashProcessTests : IDisposable
         Assert.Contains("all three tables identical to the reference (14400 visits,", result.Out);
     }
 
+    [Fact]
+    public void In_event_time_mode_too_with_late_visits_and_corrections()
+    {
+        var result = SessionizeProcess.Run(
+            null, "crash-test", "--mode", "event-time", "--base-dir", _temp.Combine("crash"), "--kills", "8", "--users", "2000", "--visits-per-commit", "800", "--seed", "3");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("all four tables identical to the reference (14400 visits,", result.Out);
+        // The workload has both: visits too late to count, and visits that corrected written sessions.
+        Assert.Matches(@", [1-9]\d* late visits quarantined, [1-9]\d* commits with corrections\)", result.Out);
+    }
+
     public void Dispose() => _temp.Dispose();
 }
