@@ -29,6 +29,11 @@ public sealed record SessionRules(SessionMode Mode, EventTimeSettings EventTime,
         : $"event-time gap={Durations.Format(EventTime.GapMicros)} max-duration={(EventTime.MaxDurationMicros is { } max ? Durations.Format(max) : "off")} " +
           $"watermark-delay={Durations.Format(EventTime.WatermarkDelayMicros)} allowed-lateness={Durations.Format(EventTime.AllowedLatenessMicros)}";
 
+    /// <summary>The same settings as command-line flags: <c>--mode event-time --gap 30m ...</c>.</summary>
+    public string Flags() => Mode == SessionMode.Batches
+        ? "--mode batches"
+        : "--mode " + string.Join(" --", Describe().Split(' ').Select(setting => setting.Replace('=', ' ')));
+
     /// <summary>
     /// Why a state whose sessions were made under <paramref name="recorded"/> cannot go on under these rules, or null
     /// when it can. A state recorded before the rules were kept (<paramref name="recorded"/> null with batches

@@ -74,9 +74,6 @@ public static class Program
         CommandContext Context(ParseResult p, CommandLineOverrides? extra = null) =>
             new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir), ConfigFile = p.GetValue(configFile) }), Console.Out);
 
-        var demo = new Command("demo", "Run the seed's walkthrough (steps 1-12) in a fresh directory, printing every table");
-        demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct));
-        root.Subcommands.Add(demo);
 
         var newRows = new Command("generate-new-rows", "Append the seed's first rows (users 1,1,2,3 visit page_1..page_4) at the current UTC time, as one commit");
         newRows.SetAction(p => TableCommands.GenerateSeedRowsAsync(Context(p), SeedRows.NewRows, "generate-new-rows"));
@@ -125,11 +122,16 @@ public static class Program
         {
             var given = sessionOptions.Append(idleClose).Where(o => worker || o != idleClose).ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o));
             var context = Context(p, overrides with { Sessions = given });
-            var eventTimeOnly = given.Where(g => g.Key != "mode" && g.Value is not null).Select(g => "--" + g.Key).ToList();
-            if (eventTimeOnly.Count > 0 && context.Settings.Sessions.Mode == Domain.SessionMode.Batches)
-                throw new UserFacingException($"{string.Join(", ", eventTimeOnly)} only appl{(eventTimeOnly.Count == 1 ? "ies" : "y")} with --mode event-time (the mode is batches)");
+            SessionizationConfig.CheckEventTimeFlags(given, context.Settings);
             return context;
         }
+
+        var demo = new Command("demo", "Run the seed's walkthrough (steps 1-12) in a fresh directory, printing every table; with --mode event-time, the event-time walkthrough")
+        {
+            mode, gap, maxDuration, watermarkDelay, allowedLateness,
+        };
+        demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct, sessionOptions.ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o))));
+        root.Subcommands.Add(demo);
 
         var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches")
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Akka.Configuration;
 using Sessionization.Actors;
+using Sessionization.Host.Runtime;
 using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Host.Configuration;
@@ -26,6 +27,14 @@ public static class SessionizationConfig
 
     /// <summary>The settings under <c>sessionization.sessions</c>; each is also a flag (<c>--gap</c>) and an environment variable (<c>SESSIONIZATION_SESSIONS_GAP</c>).</summary>
     public static readonly string[] SessionSettingNames = ["mode", "gap", "max-duration", "watermark-delay", "allowed-lateness", "idle-close"];
+
+    /// <summary>Event-time flags given while the mode is batches are a mistake to hear about, not to ignore.</summary>
+    public static void CheckEventTimeFlags(IReadOnlyDictionary<string, string?> given, SessionizationSettings settings)
+    {
+        var eventTimeOnly = given.Where(g => g.Key != "mode" && g.Value is not null).Select(g => "--" + g.Key).ToList();
+        if (eventTimeOnly.Count > 0 && settings.Sessions.Mode == Domain.SessionMode.Batches)
+            throw new UserFacingException($"{string.Join(", ", eventTimeOnly)} only appl{(eventTimeOnly.Count == 1 ? "ies" : "y")} with --mode event-time (the mode is batches)");
+    }
 
     public static Config Build(CommandLineOverrides flags, IReadOnlyDictionary<string, string?>? environment = null)
     {

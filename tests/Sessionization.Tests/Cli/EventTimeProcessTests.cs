@@ -149,6 +149,20 @@ public sealed class EventTimeProcessTests : IDisposable
     }
 
     [Fact]
+    public void The_event_time_demo_shows_the_gap_a_correction_a_late_visit_and_the_end_of_input()
+    {
+        var demo = SessionizeProcess.Ok(null, "demo", "--mode", "event-time", "--base-dir", _temp.Combine("demo")).Out;
+
+        Assert.Contains("batch 0: 2 files (visits_table v0..v1), 5 visits, watermark 2026-01-01 11:00:00; 2 users, 2 sessions written, 2 open", demo);
+        Assert.Contains("|1      |page_1.html -> page_2.html|2026-01-01 10:00:00|2026-01-01 10:10:00|2          |0           |", demo);
+        Assert.Contains("2 sessions written (1 earlier row corrected), 1 open, 1 late", demo);
+        Assert.Contains("|1      |page_1.html -> page_2.html -> page_6.html -> page_4.html|2026-01-01 10:00:00|2026-01-01 10:50:00|4          |1           |", demo);
+        Assert.Contains("|page_7.html|late (watermark 2026-01-01 11:00:00)|", demo);
+        Assert.Contains("batch 2: end of input, no files; 3 users, 1 session written, 0 open", demo);
+        Assert.EndsWith("--mode event-time --gap 30m --max-duration off --watermark-delay 0s --allowed-lateness 0s", demo.TrimEnd());
+    }
+
+    [Fact]
     public void Other_session_settings_are_refused_naming_both_unless_the_run_reprocesses_from_batch_0()
     {
         var data = _temp.Combine("data");

@@ -47,6 +47,14 @@ public class SessionRulesTests
     }
 
     [Fact]
+    public void The_rules_read_back_as_the_flags_that_give_them()
+    {
+        var rules = new SessionRules(SessionMode.EventTime, new EventTimeSettings(Durations.MicrosPerMinute * 30, Durations.MicrosPerMinute * 60 * 24, 0, 90 * Durations.MicrosPerSecond));
+        Assert.Equal("--mode event-time --gap 30m --max-duration 1d --watermark-delay 0s --allowed-lateness 90s", rules.Flags());
+        Assert.Equal("--mode batches", SessionRules.Batches.Flags());
+    }
+
+    [Fact]
     public void Open_sessions_are_a_users_pending_rows_of_the_last_batch_that_wrote_any_row_of_that_user()
     {
         static SessionRecord Row(long user, long batch, long start, string pages = "p") => new(user, pages, batch, start, start, 1);
