@@ -11,16 +11,16 @@ namespace Sessionization.Bench;
 public static class EventTimeSql
 {
     /// <summary>
-    /// Sessions of <paramref name="visits"/>, a relation of <c>user_id BIGINT, visit_time_us BIGINT, seq BIGINT, page
-    /// VARCHAR</c> where <c>seq</c> orders ties in time (commit, then row): <c>user_id, concatenated_pages,
-    /// start_time_us, end_time_us, visit_count</c>.
+    /// Each visit of <paramref name="visits"/> (a relation of <c>user_id BIGINT, visit_time_us BIGINT, seq BIGINT, page
+    /// VARCHAR</c> where <c>seq</c> orders ties in time: commit, then row) with its session:
+    /// <c>user_id, visit_time_us, seq, page, rn, session_no</c>, <c>rn</c> its place among the user's visits.
     /// </summary>
-    public static string Sessions(string visits, long gapMicros, long? maxDurationMicros)
+    public static string Numbered(string visits, long gapMicros, long? maxDurationMicros)
     {
         var gap = gapMicros.ToString(CultureInfo.InvariantCulture);
         var ordered = $"""
             ordered AS (
-                SELECT user_id, visit_time_us AS t, page,
+                SELECT user_id, visit_time_us, seq, page,
                        row_number() OVER w AS rn,
                        coalesce(visit_time_us - lag(visit_time_us) OVER w >= {gap}, true) AS after_gap
                 FROM {visits}
@@ -29,12 +29,8 @@ public static class EventTimeSql
         if (maxDurationMicros is not { } max)
         {
             return $"""
-                WITH {ordered},
-                numbered AS (
-                    SELECT *, sum(after_gap::INT) OVER (PARTITION BY user_id ORDER BY rn) AS session_no FROM ordered)
-                SELECT user_id, string_agg(page, ' -> ' ORDER BY rn) AS concatenated_pages,
-                       min(t) AS start_time_us, max(t) AS end_time_us, count(*) AS visit_count
-                FROM numbered GROUP BY user_id, session_no
+                WITH {ordered}
+                SELECT user_id, visit_time_us, seq, page, rn, sum(after_gap::INT) OVER (PARTITION BY user_id ORDER BY rn) AS session_no FROM ordered
                 """;
         }
 
@@ -42,16 +38,24 @@ public static class EventTimeSql
         return $"""
             WITH RECURSIVE {ordered},
             walk AS (
-                SELECT user_id, rn, t AS session_start, 0 AS session_no FROM ordered WHERE rn = 1
+                SELECT user_id, rn, visit_time_us AS session_start, 0 AS session_no FROM ordered WHERE rn = 1
                 UNION ALL
                 SELECT o.user_id, o.rn,
-                       CASE WHEN o.after_gap OR o.t - w.session_start >= {limit} THEN o.t ELSE w.session_start END,
-                       CASE WHEN o.after_gap OR o.t - w.session_start >= {limit} THEN w.session_no + 1 ELSE w.session_no END
+                       CASE WHEN o.after_gap OR o.visit_time_us - w.session_start >= {limit} THEN o.visit_time_us ELSE w.session_start END,
+                       CASE WHEN o.after_gap OR o.visit_time_us - w.session_start >= {limit} THEN w.session_no + 1 ELSE w.session_no END
                 FROM walk w JOIN ordered o ON o.user_id = w.user_id AND o.rn = w.rn + 1)
-            SELECT o.user_id, string_agg(o.page, ' -> ' ORDER BY o.rn) AS concatenated_pages,
-                   min(o.t) AS start_time_us, max(o.t) AS end_time_us, count(*) AS visit_count
+            SELECT o.user_id, o.visit_time_us, o.seq, o.page, o.rn, w.session_no
             FROM walk w JOIN ordered o USING (user_id, rn)
-            GROUP BY o.user_id, w.session_no
             """;
     }
+
+    /// <summary>
+    /// Sessions of <paramref name="visits"/> (as for <see cref="Numbered"/>): <c>user_id, concatenated_pages,
+    /// start_time_us, end_time_us, visit_count</c>.
+    /// </summary>
+    public static string Sessions(string visits, long gapMicros, long? maxDurationMicros) => $"""
+        SELECT user_id, string_agg(page, ' -> ' ORDER BY rn) AS concatenated_pages,
+               min(visit_time_us) AS start_time_us, max(visit_time_us) AS end_time_us, count(*) AS visit_count
+        FROM ({Numbered(visits, gapMicros, maxDurationMicros)}) GROUP BY user_id, session_no
+        """;
 }

@@ -34,9 +34,17 @@ public static class Program
         var history = new Option<string>("--history-batches") { DefaultValueFactory = _ => "10,200", Description = "Earlier batches before the probe: short,long" };
         var pendingUsers = new Option<long>("--pending-users") { DefaultValueFactory = _ => 1_000_000, Description = "Pending users for the memory and recovery measurements" };
         var host = new Option<string>("--host") { Required = true, Description = "Path of the built sessionize.dll (the launcher passes it)" };
+        var mode = new Option<string>("--mode")
+        {
+            DefaultValueFactory = _ => "batches",
+            Description = "Session mode: batches (the seed's rule) or event-time (sections main, worker and touch, against an event-time DuckDB peer)",
+        };
+        mode.AcceptOnlyFromAmong("batches", "event-time");
+        var gap = new Option<string>("--gap") { DefaultValueFactory = _ => "30m", Description = "event-time: the inactivity gap" };
+        var maxDuration = new Option<string>("--max-duration") { DefaultValueFactory = _ => "off", Description = "event-time: the maximum session duration" };
         var root = new RootCommand("Sessionization benchmark: ours vs the Parquet I/O floor vs a DuckDB peer")
         {
-            users, visits, runs, commits, seed, baseDir, json, sections, probe, history, pendingUsers, host,
+            users, visits, runs, commits, seed, baseDir, json, sections, probe, history, pendingUsers, host, mode, gap, maxDuration,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -48,7 +56,11 @@ public static class Program
         root.SetAction(p => RunAsync(stdout, stderr, new Options(
             p.GetValue(users), p.GetValue(visits), p.GetValue(runs), p.GetValue(commits), p.GetValue(seed), p.GetValue(baseDir), p.GetValue(json),
             p.GetValue(sections)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet(),
-            p.GetValue(probe), p.GetValue(history)!.Split(',').Select(int.Parse).ToArray(), p.GetValue(pendingUsers), p.GetValue(host)!)));
+            p.GetValue(probe), p.GetValue(history)!.Split(',').Select(int.Parse).ToArray(), p.GetValue(pendingUsers), p.GetValue(host)!)
+        {
+            EventTime = p.GetValue(mode) == "event-time" ? EventTimeOptions.Parse(p.GetValue(gap)!, p.GetValue(maxDuration)!) : null,
+            SectionsGiven = p.GetResult(sections) is { Implicit: false },
+        }));
         try
         {
             return await parsed.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -62,7 +74,27 @@ public static class Program
 
     private sealed record Options(
         long Users, long Visits, int Runs, int CommitsPerRun, ulong Seed, string? BaseDir, bool Json, HashSet<string> Sections,
-        long ProbeVisits, int[] HistoryBatches, long PendingUsers, string HostDll);
+        long ProbeVisits, int[] HistoryBatches, long PendingUsers, string HostDll)
+    {
+        /// <summary>Set in event-time mode.</summary>
+        public EventTimeOptions? EventTime { get; init; }
+
+        public bool SectionsGiven { get; init; }
+
+        /// <summary>The session flags every <c>run</c> and <c>worker</c> of ours gets.</summary>
+        public string[] SessionFlags => EventTime?.Flags ?? [];
+    }
+
+    private sealed record EventTimeOptions(long GapMicros, long? MaxDurationMicros, string[] Flags)
+    {
+        public static EventTimeOptions Parse(string gap, string maxDuration)
+        {
+            var gapMicros = Durations.TryParseMicros(gap) is { } g and > 0 ? g : throw new InvalidOperationException($"--gap '{gap}' is not a positive duration like 30m");
+            long? max = maxDuration == "off" ? null
+                : Durations.TryParseMicros(maxDuration) is { } m and > 0 ? m : throw new InvalidOperationException($"--max-duration '{maxDuration}' is not a positive duration like 24h, or off");
+            return new EventTimeOptions(gapMicros, max, ["--mode", "event-time", "--gap", gap, "--max-duration", maxDuration]);
+        }
+    }
 
     private sealed record RunTimes(int Run, long Visits, double Ours, double Floor, double Peer, long Pending, long Completed);
 
@@ -82,6 +114,13 @@ public static class Program
         };
         var log = o.Json ? stderr : stdout;
         log.WriteLine($"bench in {root}");
+        if (o.EventTime is not null)
+        {
+            report["mode"] = string.Join(' ', o.SessionFlags);
+            // In event-time mode the batches-mode sections give way to the touch measurement, unless asked for by name.
+            if (!o.SectionsGiven)
+                o = o with { Sections = ["main", "worker", "touch"] };
+        }
 
         if (o.Sections.Contains("main"))
             await MainComparisonAsync(o, host, Path.Combine(root, "main"), report, log);
@@ -91,6 +130,8 @@ public static class Program
             await MemoryAndRecoveryAsync(o, host, Path.Combine(root, "memory"), report, log);
         if (o.Sections.Contains("walkthrough"))
             Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
+        if (o.Sections.Contains("touch") && o.EventTime is not null)
+            await TouchAsync(o, host, Path.Combine(root, "touch"), report, log);
 
         if (o.Json)
             stdout.WriteLine(report.ToJsonString());
@@ -106,6 +147,7 @@ public static class Program
         var table = VisitsTable.In(ours);
         Directory.CreateDirectory(dir);
         using var peer = new DuckDbPeer(Path.Combine(dir, "peer.duckdb"));
+        using var eventTimePeer = o.EventTime is { } et ? new EventTimePeer(Path.Combine(dir, "event-time-peer.duckdb"), et.GapMicros, et.MaxDurationMicros, 0) : null;
         var perRun = new List<RunTimes>();
         long peak = 0;
         var cursor = SourceCursor.Start;
@@ -121,12 +163,13 @@ public static class Program
             var files = table.FilesFrom(cursor).ToList();
             cursor = files[^1].Next;
 
-            var oursRun = host.Run(ours, "run", "--max-files-per-batch", "1000000");
+            var oursRun = host.Run(ours, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]);
             peak = Math.Max(peak, oursRun.PeakRssBytes);
             var pending = await SessionTable.Pending(ours).ReadBatchAsync(run);
             var completed = await SessionTable.Completed(ours).ReadBatchAsync(run);
             var floor = await Floor.RunAsync(table, files, pending, completed, Path.Combine(dir, "floor"));
-            var peerTime = peer.Run(run, files.Select(f => table.Delta.DataFilePath(f.Path)).ToList());
+            var paths = files.Select(f => table.Delta.DataFilePath(f.Path)).ToList();
+            var peerTime = eventTimePeer?.Run(run, paths) ?? peer.Run(run, paths);
             perRun.Add(new RunTimes(run, runVisits, oursRun.Wall.TotalSeconds, floor.TotalSeconds, peerTime.TotalSeconds, pending.Count, completed.Count));
             log.WriteLine(FormattableString.Invariant(
                 $"run {run}: {runVisits} visits; ours {oursRun.Wall.TotalSeconds:F2}s, floor {floor.TotalSeconds:F2}s, peer {peerTime.TotalSeconds:F2}s; {pending.Count} pending, {completed.Count} completed"));
@@ -134,11 +177,12 @@ public static class Program
 
         var pendingFiles = SessionTable.Pending(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Pending(ours).Delta.DataFilePath(f.Path)).ToList();
         var sessionFiles = SessionTable.Completed(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Completed(ours).Delta.DataFilePath(f.Path)).ToList();
-        var (pendingMissing, pendingExtra) = peer.Compare("peer_pending", pendingFiles);
-        var (sessionsMissing, sessionsExtra) = peer.Compare("peer_sessions", sessionFiles);
+        // In event-time mode pending_sessions holds each batch's changes, which the peer does not keep: sessions are compared.
+        var (pendingMissing, pendingExtra) = eventTimePeer is null ? peer.Compare("peer_pending", pendingFiles) : (0, 0);
+        var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
         var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
         if (o.Sections.Contains("worker"))
-            agree &= await WorkerComparisonAsync(o, host, workload, peer, perRun.Sum(r => r.Peer), Path.Combine(dir, "worker"), report, log);
+            agree &= await WorkerComparisonAsync(o, host, workload, peer, eventTimePeer, perRun.Sum(r => r.Peer), Path.Combine(dir, "worker"), report, log);
 
         var oursTotal = perRun.Sum(r => r.Ours);
         var floorTotal = perRun.Sum(r => r.Floor);
@@ -172,7 +216,8 @@ public static class Program
     /// The same workload caught up by one <c>sessionize worker</c> process, one batch per run's slice of commits,
     /// timed from the process's start to its last batch committed, and its output compared with the peer's.
     /// </summary>
-    private static async Task<bool> WorkerComparisonAsync(Options o, Host host, Workload workload, DuckDbPeer peer, double peerTotal, string dir, JsonObject report, TextWriter log)
+    private static async Task<bool> WorkerComparisonAsync(
+        Options o, Host host, Workload workload, DuckDbPeer peer, EventTimePeer? eventTimePeer, double peerTotal, string dir, JsonObject report, TextWriter log)
     {
         var table = VisitsTable.In(dir);
         for (var run = 0; run < o.Runs; run++)
@@ -182,7 +227,7 @@ public static class Program
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var worker = host.Start(dir, "worker", "--max-files-per-batch", Text(o.CommitsPerRun), "--poll-interval", "100ms");
+        using var worker = host.Start(dir, ["worker", "--max-files-per-batch", Text(o.CommitsPerRun), "--poll-interval", "100ms", .. o.SessionFlags]);
         var last = $"batch {o.Runs - 1}:";
         string? line;
         var batches = 0;
@@ -206,8 +251,9 @@ public static class Program
 
         var pending = SessionTable.Pending(dir);
         var completed = SessionTable.Completed(dir);
-        var (pendingMissing, pendingExtra) = peer.Compare("peer_pending", [.. pending.Delta.LoadSnapshot().Files.Select(f => pending.Delta.DataFilePath(f.Path))]);
-        var (sessionsMissing, sessionsExtra) = peer.Compare("peer_sessions", [.. completed.Delta.LoadSnapshot().Files.Select(f => completed.Delta.DataFilePath(f.Path))]);
+        var (pendingMissing, pendingExtra) = eventTimePeer is null ? peer.Compare("peer_pending", [.. pending.Delta.LoadSnapshot().Files.Select(f => pending.Delta.DataFilePath(f.Path))]) : (0, 0);
+        List<string> sessionFiles = [.. completed.Delta.LoadSnapshot().Files.Select(f => completed.Delta.DataFilePath(f.Path))];
+        var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
         var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
         log.WriteLine(FormattableString.Invariant($"worker: {o.Runs} batches in {wall.TotalSeconds:F2}s (peer {peerTotal:F2}s); outputs agree: {(agree ? "yes" : "NO")}"));
         report["worker_s"] = Math.Round(wall.TotalSeconds, 3);
@@ -277,6 +323,53 @@ public static class Program
         report["recovery_s"] = Math.Round(recovery.Wall.TotalSeconds, 3);
     }
 
+    /// <summary>
+    /// Event-time cost against open sessions: <c>--pending-users</c> sessions are opened, then one batch touches 1% of
+    /// them and the next touches all of them; neither closes any. The batch times are the batches' own (from their
+    /// report lines), the process start being the same for both.
+    /// </summary>
+    private static async Task TouchAsync(Options o, Host host, string dir, JsonObject report, TextWriter log)
+    {
+        var table = VisitsTable.In(dir);
+        var start = Timestamps.ToMicros(new DateTime(2026, 6, 1, 0, 0, 0, DateTimeKind.Utc));
+        var open = o.PendingUsers;
+        const int Chunk = 1_000_000;
+        async Task AppendAsync(long everyNth, long at)
+        {
+            for (long first = 1; first <= open; first += Chunk)
+            {
+                var users = Enumerable.Range(0, (int)Math.Min(Chunk, open - first + 1)).Select(i => first + i).Where(u => u % everyNth == 0).ToList();
+                await table.AppendAsync([.. users.Select(u => new Visit(u, at + u, "page.html"))], "bench");
+            }
+        }
+
+        await AppendAsync(1, start);
+        host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]);
+        // A minute later, then two: the watermark moves, but no session is a gap old.
+        await AppendAsync(100, start + 60_000_000);
+        var onePercent = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
+        await AppendAsync(1, start + 120_000_000);
+        var all = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
+        var ratio = onePercent.Millis / all.Millis;
+        log.WriteLine(FormattableString.Invariant(
+            $"touch: {open} open sessions; a batch touching 1% of them {onePercent.Millis:F0} ms (run {onePercent.Wall:F2}s), all of them {all.Millis:F0} ms (run {all.Wall:F2}s): {ratio:P1}"));
+        report["touch_open_sessions"] = open;
+        report["touch_one_percent_ms"] = Math.Round(onePercent.Millis);
+        report["touch_all_ms"] = Math.Round(all.Millis);
+        report["touch_one_percent_run_s"] = Math.Round(onePercent.Wall, 3);
+        report["touch_all_run_s"] = Math.Round(all.Wall, 3);
+        report["touch_ratio"] = Math.Round(ratio, 4);
+    }
+
+    /// <summary>The batch's own time from its report line (<c>[123 ms]</c>), and the run's wall time.</summary>
+    private static (double Millis, double Wall) BatchMillis(Host.Result run)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(run.Out, @"^batch \d+: .*\[(\d+) ms\]$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        if (!match.Success)
+            throw new InvalidOperationException($"the run reported no batch: {run.Out.Trim()}");
+        return (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), run.Wall.TotalSeconds);
+    }
+
     private static void Walkthrough(Host host, string dir, JsonObject report, TextWriter log)
     {
         host.Run(dir, "generate-new-rows");
@@ -291,6 +384,8 @@ public static class Program
         t.AppendLine();
         t.AppendLine(FormattableString.Invariant($"Sessionization benchmark: {o.Users:N0} users, {o.Visits:N0} visits, {o.Runs} runs of {o.CommitsPerRun} commits, seed {o.Seed}"));
         t.AppendLine($"machine: {r["machine"]}");
+        if (r["mode"] is { } mode)
+            t.AppendLine($"sessions: {mode} (peer: the same event-time rule in DuckDB SQL; sessions compared)");
         if (r["ours_s"] is not null)
         {
             t.AppendLine();
@@ -332,6 +427,12 @@ public static class Program
             t.AppendLine(FormattableString.Invariant($"memory: {bytes.GetValue<double>():N0} bytes resident per pending user at {o.PendingUsers:N0} pending users"));
         if (r["recovery_s"] is { } recovery)
             t.AppendLine(FormattableString.Invariant($"recovery: {recovery.GetValue<double>():F2} s from process start to first committed batch after SIGKILL, {o.PendingUsers:N0} pending users"));
+        if (r["touch_ratio"] is { } touch)
+        {
+            t.AppendLine(FormattableString.Invariant(
+                $"touch: {r["touch_open_sessions"]!.GetValue<long>():N0} open sessions; batch touching 1%: {r["touch_one_percent_ms"]!.GetValue<double>():F0} ms, touching all: {r["touch_all_ms"]!.GetValue<double>():F0} ms ({touch.GetValue<double>():P1}); whole runs {r["touch_one_percent_run_s"]!.GetValue<double>():F2} s and {r["touch_all_run_s"]!.GetValue<double>():F2} s"));
+        }
+
         if (r["walkthrough_run_s"] is { } walk)
             t.AppendLine(FormattableString.Invariant($"walkthrough: run as a whole process {walk.GetValue<double>():F2} s"));
         return t.ToString();

@@ -11,7 +11,9 @@ namespace Sessionization.Persistence.UserState;
 /// visits (its deadline). A batch reads only the users it touches: those with visits, by id, and those whose deadline
 /// its watermark reached, through an index over the current rows, so its cost does not grow with the sessions that
 /// stay open untouched. A newer row supersedes the user's older one but does not delete it: a rewind to a retained
-/// checkpoint brings the older rows back, and pruning drops only rows no retained checkpoint can need.
+/// checkpoint brings the older rows back, and pruning drops only rows no retained checkpoint can need. Every batch
+/// first takes back what a crashed attempt of it saved: the indexes on <c>batch</c> and <c>superseded_in</c> keep that
+/// to the rows of that batch, not a scan of every user's.
 /// </summary>
 public sealed class EventTimeStateStore
 {
@@ -33,6 +35,8 @@ public sealed class EventTimeStateStore
                 user_id BIGINT NOT NULL, batch BIGINT NOT NULL, deadline BIGINT, superseded_in BIGINT, state {bytes} NOT NULL,
                 PRIMARY KEY (user_id, batch));
             CREATE INDEX IF NOT EXISTS {table}_due ON {table} (deadline) WHERE superseded_in IS NULL AND deadline IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS {table}_batch ON {table} (batch);
+            CREATE INDEX IF NOT EXISTS {table}_superseded ON {table} (superseded_in) WHERE superseded_in IS NOT NULL;
             """;
         command.ExecuteNonQuery();
     }
