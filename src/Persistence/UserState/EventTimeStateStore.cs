@@ -172,6 +172,15 @@ public sealed class EventTimeStateStore
     {
         var connection = _connect();
         connection.Open();
+        if (_sqlite)
+        {
+            // A batch touches users all over the table: a page cache of the default 2 MB, and reads through
+            // syscalls, make each lookup and update a round of misses once the table outgrows it.
+            using var pragma = connection.CreateCommand();
+            pragma.CommandText = "PRAGMA cache_size=-131072; PRAGMA mmap_size=1073741824;";
+            pragma.ExecuteNonQuery();
+        }
+
         return connection;
     }
 
