@@ -65,8 +65,8 @@ public sealed class EventTimeStateStore
         pipelineId is null ? "event_time_states" : "event_time_states_" + Guid.Parse(pipelineId).ToString("N");
 
     /// <summary>
-    /// Records the users' states after <paramref name="batch"/> in one transaction; a user whose state keeps nothing
-    /// gets a row too (it ends what the user kept). Saving a batch again (a replay) first takes back what was saved
+    /// Records the users' states after <paramref name="batch"/> in one transaction; for a user whose state keeps
+    /// nothing, what it kept is superseded and no new row is written. Saving a batch again (a replay) first takes back what was saved
     /// for it and any later batch, so the result is the same as saving it once.
     /// </summary>
     public async Task SaveBatchAsync(long batch, IReadOnlyCollection<EventTimeStateRow> rows, CancellationToken cancellationToken = default)
@@ -86,6 +86,10 @@ public sealed class EventTimeStateStore
         {
             supersedeUser.Value = row.UserId;
             await supersede.ExecuteNonQueryAsync(cancellationToken);
+            // A user that keeps nothing has no current row: superseding what it kept is the whole change. Most of a
+            // batch's users without visits are these (their sessions closed and can no longer be reached).
+            if (row.KeepsNothing)
+                continue;
             insertUser.Value = row.UserId;
             deadline.Value = row.Deadline is { } d ? d : DBNull.Value;
             state.Value = row.State;
@@ -149,7 +153,7 @@ public sealed class EventTimeStateStore
 
     private async Task<long> TakeBackAsync(DbConnection connection, DbTransaction transaction, long batch, CancellationToken cancellationToken)
     {
-        await using var count = Command(connection, transaction, $"SELECT count(DISTINCT user_id) FROM {_table} WHERE batch >= @from");
+        await using var count = Command(connection, transaction, $"SELECT count(*) FROM (SELECT user_id FROM {_table} WHERE batch >= @from UNION SELECT user_id FROM {_table} WHERE superseded_in >= @from)");
         Parameter(count, "@from", batch);
         var users = Convert.ToInt64(await count.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
         await using var delete = Command(connection, transaction, $"DELETE FROM {_table} WHERE batch >= @from");
@@ -218,6 +222,9 @@ public sealed class EventTimeStateStore
 /// <summary>A user's event-time state to store: its encoded form and its deadline (null: it keeps nothing).</summary>
 public sealed record EventTimeStateRow(long UserId, long? Deadline, byte[] State)
 {
+    /// <summary>A state with no sessions has no deadline, and one with sessions always has one.</summary>
+    public bool KeepsNothing => Deadline is null;
+
     public static EventTimeStateRow From(EventTimeUserState state, EventTimeSessionPolicy policy) =>
         new(state.UserId, policy.NextDeadline(state), UserStateCodec.Encode(state));
 }
