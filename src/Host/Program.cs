@@ -74,7 +74,6 @@ public static class Program
         CommandContext Context(ParseResult p, CommandLineOverrides? extra = null) =>
             new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir), ConfigFile = p.GetValue(configFile) }), Console.Out);
 
-
         var newRows = new Command("generate-new-rows", "Append the seed's first rows (users 1,1,2,3 visit page_1..page_4) at the current UTC time, as one commit");
         newRows.SetAction(p => TableCommands.GenerateSeedRowsAsync(Context(p), SeedRows.NewRows, "generate-new-rows"));
         root.Subcommands.Add(newRows);
