@@ -50,6 +50,40 @@ public sealed class OutsideReaderTests : IDisposable
         }
     }
 
+    /// <summary>The README's query for a reader without Delta support: a file is live when its last action in the log is an add.</summary>
+    public static string LiveFilesSql(string table) => $"""
+        WITH log AS (SELECT * FROM read_json_auto('{table}/_delta_log/*.json', union_by_name = true, filename = true)),
+        actions AS (SELECT coalesce(add.path, remove.path) AS path, add IS NOT NULL AS added, filename AS commit_file
+                    FROM log WHERE add IS NOT NULL OR remove IS NOT NULL)
+        SELECT list('{table}/' || path ORDER BY path) FROM (SELECT path, arg_max(added, commit_file) AS live FROM actions GROUP BY path) WHERE live
+        """;
+
+    [Fact]
+    public async Task After_event_time_corrections_and_a_rewind_that_restores_rewritten_files_duckdb_reads_what_our_reader_gives()
+    {
+        // The demo's second batch corrects a written session: its file is removed and added back rewritten. A rewind to
+        // that batch restores the removed file (the same name added again), and the batch run again removes it again:
+        // one name with several adds and removes, which a reader must resolve by the last.
+        SessionizeProcess.Ok(null, "demo", "--mode", "event-time", "--base-dir", Data);
+        SessionizeProcess.Ok(Data, "run", "--mode", "event-time", "--from-batch", "1");
+
+        using var duck = new DuckDBConnection("Data Source=:memory:");
+        duck.Open();
+        using var command = duck.CreateCommand();
+        command.CommandText = $"SET VARIABLE live = ({LiveFilesSql(Path.Combine(Data, "sessions"))}); " +
+            "SELECT user_id || '|' || concatenated_pages || '|' || batch_number FROM read_parquet(getvariable('live')) ORDER BY 1";
+        var fromDuckDb = new List<string>();
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+                fromDuckDb.Add(reader.GetString(0));
+        }
+
+        var ours = (await SessionTable.Completed(Data).ReadAllAsync()).Select(r => $"{r.UserId}|{r.ConcatenatedPages}|{r.BatchNumber}").Order(StringComparer.Ordinal);
+        Assert.Equal(ours, fromDuckDb);
+        Assert.Contains("1|page_1.html -> page_2.html -> page_6.html -> page_4.html|1", fromDuckDb);
+    }
+
     [Fact]
     public async Task A_checkpoint_is_written_every_ten_commits_and_a_reader_starting_from_it_sees_the_same_table()
     {
