@@ -30,6 +30,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
+    private IReadOnlyDictionary<long, EventTimeUserState>? _eventTimeStates;
     private IActorRef? _reportTo;
     private int _attempt;
     private bool _agreementChecked;
@@ -234,7 +235,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         if (_settings.Sessions.Mode == SessionMode.EventTime)
         {
-            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.LastCommitted?.Pending ?? 0, _settings.Sessions.Describe());
+            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.LastCommitted?.Pending ?? 0, _settings.Sessions.Describe(), _eventTimeStates);
             Context.ActorOf(
                 EventTimeBatchExecution.Props(plan, input, _coordination.Request!.BadRows, _settings.BaseDirectory, _eventTimeStore!, _policy, _sink),
                 $"batch-{plan.Batch}-{++_attempt}");
@@ -255,6 +256,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             var replayed = _coordination.Replaying;
             _coordination = _coordination.Committed();
             _pendingRows = executed.PendingRows;
+            _eventTimeStates = executed.EventTimeStates;
             SaveSnapshot(State);
             _reportTo?.Tell(new BatchReport(
                 plan.Batch, plan.Files.Count, plan.Files.Count == 0 ? plan.LastVersion : plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
@@ -310,13 +312,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     }
 
     /// <summary>
-    /// What the process holds beyond the store and the tables (the last pending rows, the live entities) may now be
-    /// ahead of them (a batch failed after its users applied it) or behind them (a rewind): it goes, and the next
-    /// batch recovers from the table and the store.
+    /// What the process holds beyond the store and the tables (the last pending rows, the live entities, the event-time
+    /// states of the last batch) may now be ahead of them (a batch failed after its users applied it) or behind them
+    /// (a rewind): it goes, and the next batch recovers from the table and the store.
     /// </summary>
     private void ForgetLiveState()
     {
         _pendingRows = null;
+        _eventTimeStates = null;
         _userSessions.Tell(UserSessionProtocol.ResetEntities.Instance);
     }
 

@@ -89,7 +89,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         EventTimeBatchResult result;
         try
         {
-            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput);
+            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput, input.Known);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or IOException)
         {
@@ -139,7 +139,10 @@ public sealed class EventTimeBatchExecution : ReceiveActor
             s.LatestVisitMicros,
             s.WatermarkAfter,
             r.Removed.Count,
-            s.Late));
+            s.Late)
+        {
+            EventTimeStates = r.States,
+        });
         Context.Stop(Self);
     }
 
@@ -152,6 +155,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 
 /// <summary>
 /// What an event-time batch starts from besides its plan: the watermark the batch before left, how many sessions were
-/// open after it, and the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits.
+/// open after it, the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits, and the
+/// states of the users the batch before stepped when it ran in this process (<see cref="EventTimeBatchWork.RunAsync"/>).
 /// </summary>
-public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules);
+public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, IReadOnlyDictionary<long, EventTimeUserState>? Known = null);

@@ -15,7 +15,11 @@ public sealed record EventTimeBatchResult(
     IReadOnlyList<Visit> Late,
     IReadOnlyList<SessionRecord> OpenOfChangedUsers,
     long OpenDelta,
-    int UsersStepped);
+    int UsersStepped)
+{
+    /// <summary>Every user the batch stepped, with its state after the batch (no sessions: it keeps nothing).</summary>
+    public IReadOnlyDictionary<long, EventTimeUserState> States { get; init; } = new Dictionary<long, EventTimeUserState>();
+}
 
 /// <summary>
 /// The state side of an event-time batch: it reads the users the batch touches (those with visits, by id, and those
@@ -25,6 +29,10 @@ public sealed record EventTimeBatchResult(
 /// </summary>
 public static class EventTimeBatchWork
 {
+    /// <param name="known">
+    /// The users the batch before stepped, with their states after it, when that batch ran in this process (null
+    /// otherwise): they are taken from here instead of the store, which holds the same. Everyone else is read.
+    /// </param>
     public static async Task<EventTimeBatchResult> RunAsync(
         EventTimeStateStore store,
         EventTimeSessionPolicy policy,
@@ -33,15 +41,12 @@ public static class EventTimeBatchWork
         long watermarkBefore,
         long watermarkAfter,
         bool endOfInput = false,
+        IReadOnlyDictionary<long, EventTimeUserState>? known = null,
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
         var byUser = BatchGrouping.ByUser(visitsInCommitOrder);
-        var pages = new SharedStrings();
-        var states = await store.LoadUsersAsync(byUser.Keys.ToList(), pages, cancellationToken);
-        // At the end of input every user with an open session is due: all of them close.
-        foreach (var (user, state) in await store.LoadDueAsync(endOfInput ? Watermark.EndOfInput : watermarkAfter, pages, cancellationToken))
-            states.TryAdd(user, state);
+        var states = await LoadAsync(store, byUser.Keys, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
 
         var rows = new List<EventTimeStateRow>();
         var written = new List<SessionRecord>();
@@ -50,12 +55,14 @@ public static class EventTimeBatchWork
         var late = new List<Visit>();
         var openOfChanged = new List<SessionRecord>();
         long openDelta = 0;
+        var after = new Dictionary<long, EventTimeUserState>(states.Count + byUser.Count);
         foreach (var user in byUser.Keys.Union(states.Keys).Order())
         {
             var state = states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user);
             var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter, endOfInput)
                 ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
             rows.Add(EventTimeStateRow.From(step.State, policy));
+            after[user] = step.State;
             written.AddRange(step.Written);
             removed.AddRange(step.Removed);
             opened.AddRange(step.OpenedOrChanged);
@@ -69,6 +76,40 @@ public static class EventTimeBatchWork
         }
 
         await store.SaveBatchAsync(batch, rows, cancellationToken);
-        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, rows.Count);
+        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, rows.Count) { States = after };
+    }
+
+    /// <summary>
+    /// The states of the users with visits and of the users due at <paramref name="dueAt"/> (at the end of input every
+    /// user with an open session is due: all of them close): from <paramref name="known"/> where it has them, the rest
+    /// from the store by id.
+    /// </summary>
+    private static async Task<Dictionary<long, EventTimeUserState>> LoadAsync(
+        EventTimeStateStore store, IEnumerable<long> withVisits, long dueAt, IReadOnlyDictionary<long, EventTimeUserState>? known, CancellationToken cancellationToken)
+    {
+        var pages = new SharedStrings();
+        if (known is null)
+        {
+            var loaded = await store.LoadUsersAsync(withVisits.ToList(), pages, cancellationToken);
+            foreach (var (user, state) in await store.LoadDueAsync(dueAt, pages, cancellationToken))
+                loaded.TryAdd(user, state);
+            return loaded;
+        }
+
+        var states = new Dictionary<long, EventTimeUserState>();
+        var missing = new List<long>();
+        foreach (var user in withVisits.Concat(await store.LoadDueIdsAsync(dueAt, cancellationToken)))
+        {
+            if (states.ContainsKey(user))
+                continue;
+            if (known.TryGetValue(user, out var state))
+                states[user] = state;
+            else
+                missing.Add(user);
+        }
+
+        foreach (var (user, state) in await store.LoadUsersAsync(missing.Distinct().ToList(), pages, cancellationToken))
+            states[user] = state;
+        return states;
     }
 }

@@ -129,6 +129,20 @@ public sealed class EventTimeStateStore
         return states;
     }
 
+    /// <summary>The users whose current deadline the watermark <paramref name="watermark"/> reached, without their states.</summary>
+    public async Task<List<long>> LoadDueIdsAsync(long watermark, CancellationToken cancellationToken = default)
+    {
+        var users = new List<long>();
+        await using var connection = Open();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT user_id FROM {_table} WHERE superseded_in IS NULL AND deadline IS NOT NULL AND deadline <= @watermark";
+        Parameter(command, "@watermark", watermark);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            users.Add(reader.GetInt64(0));
+        return users;
+    }
+
     /// <summary>Takes every user back to how it stood before <paramref name="batch"/>; returns how many users that reset.</summary>
     public async Task<long> RewindAsync(long batch, CancellationToken cancellationToken = default)
     {
