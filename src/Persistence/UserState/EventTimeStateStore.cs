@@ -167,7 +167,7 @@ public sealed class EventTimeStateStore
 
     private async Task<long> TakeBackAsync(DbConnection connection, DbTransaction transaction, long batch, CancellationToken cancellationToken)
     {
-        await using var count = Command(connection, transaction, $"SELECT count(*) FROM (SELECT user_id FROM {_table} WHERE batch >= @from UNION SELECT user_id FROM {_table} WHERE superseded_in >= @from)");
+        await using var count = Command(connection, transaction, $"SELECT count(*) FROM (SELECT user_id FROM {_table} WHERE batch >= @from UNION SELECT user_id FROM {_table} WHERE superseded_in >= @from) AS reset");
         Parameter(count, "@from", batch);
         var users = Convert.ToInt64(await count.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
         await using var delete = Command(connection, transaction, $"DELETE FROM {_table} WHERE batch >= @from");
