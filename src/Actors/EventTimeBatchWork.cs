@@ -58,10 +58,12 @@ public static class EventTimeBatchWork
         var after = new Dictionary<long, EventTimeUserState>(states.Count + byUser.Count);
         foreach (var user in byUser.Keys.Union(states.Keys).Order())
         {
-            var state = states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user);
+            // A user without a stored state has no row to supersede: its save is one insert.
+            var hadRow = states.TryGetValue(user, out var stored);
+            var state = stored ?? EventTimeUserState.Empty(user);
             var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter, endOfInput)
                 ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
-            rows.Add(EventTimeStateRow.From(step.State, policy));
+            rows.Add(EventTimeStateRow.From(step.State, policy) with { Supersedes = hadRow });
             after[user] = step.State;
             written.AddRange(step.Written);
             removed.AddRange(step.Removed);
@@ -80,7 +82,7 @@ public static class EventTimeBatchWork
     }
 
     /// <summary>
-    /// The states of the users with visits and of the users due at <paramref name="dueAt"/> (at the end of input every
+    /// The stored states (those the store has a current row for) of the users with visits and of the users due at <paramref name="dueAt"/> (at the end of input every
     /// user with an open session is due: all of them close): from <paramref name="known"/> where it has them, the rest
     /// from the store by id.
     /// </summary>
@@ -102,10 +104,16 @@ public static class EventTimeBatchWork
         {
             if (states.ContainsKey(user))
                 continue;
+            // A user the batch before left keeping nothing has no stored state, as if it had never been seen.
             if (known.TryGetValue(user, out var state))
-                states[user] = state;
+            {
+                if (!state.Sessions.IsEmpty)
+                    states[user] = state;
+            }
             else
+            {
                 missing.Add(user);
+            }
         }
 
         foreach (var (user, state) in await store.LoadUsersAsync(missing.Distinct().ToList(), pages, cancellationToken))

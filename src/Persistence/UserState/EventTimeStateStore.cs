@@ -84,8 +84,12 @@ public sealed class EventTimeStateStore
         var state = Parameter(insert, "@state", Array.Empty<byte>());
         foreach (var row in rows)
         {
-            supersedeUser.Value = row.UserId;
-            await supersede.ExecuteNonQueryAsync(cancellationToken);
+            if (row.Supersedes)
+            {
+                supersedeUser.Value = row.UserId;
+                await supersede.ExecuteNonQueryAsync(cancellationToken);
+            }
+
             // A user that keeps nothing has no current row: superseding what it kept is the whole change. Most of a
             // batch's users without visits are these (their sessions closed and can no longer be reached).
             if (row.KeepsNothing)
@@ -238,6 +242,9 @@ public sealed record EventTimeStateRow(long UserId, long? Deadline, byte[] State
 {
     /// <summary>A state with no sessions has no deadline, and one with sessions always has one.</summary>
     public bool KeepsNothing => Deadline is null;
+
+    /// <summary>Whether the user has a current row to supersede; false only when the caller knows it has none (saves a lookup).</summary>
+    public bool Supersedes { get; init; } = true;
 
     public static EventTimeStateRow From(EventTimeUserState state, EventTimeSessionPolicy policy) =>
         new(state.UserId, policy.NextDeadline(state), UserStateCodec.Encode(state));
