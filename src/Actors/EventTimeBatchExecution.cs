@@ -64,7 +64,8 @@ public sealed class EventTimeBatchExecution : ReceiveActor
             var read = reads[f];
             quarantined.AddRange(read.Quarantined);
             visits += read.Visits.Count;
-            var rows = RowNumbers(read);
+            // Rows are numbered only for a file with a late visit: most files have none.
+            long?[]? rows = null;
             for (var i = 0; i < read.Visits.Count; i++)
             {
                 var visit = read.Visits[i];
@@ -78,6 +79,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
                 }
 
                 late++;
+                rows ??= RowNumbers(read);
                 quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(input.WatermarkBefore)));
             }
         }

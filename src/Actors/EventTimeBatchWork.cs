@@ -73,7 +73,7 @@ public static class EventTimeBatchWork
             openDelta += openAfter.Count - state.Sessions.Count(session => session.WrittenIn is null);
             // A user whose sessions changed gets all its open ones again: a reader takes each user's open sessions
             // from the last batch that wrote any row of that user, so none it still has may be missing there.
-            if (step.Written.Count > 0 || step.Removed.Count > 0 || step.OpenedOrChanged.Count > 0)
+            if (step.ChangesSessions)
                 openOfChanged.AddRange(openAfter.Select(session => session.ToRecord(user, batch)));
         }
 

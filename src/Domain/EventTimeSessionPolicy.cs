@@ -66,7 +66,10 @@ public sealed record EventTimeStep(
     IReadOnlyList<SessionRecord> Removed,
     IReadOnlyList<SessionRecord> OpenedOrChanged)
 {
-    public bool ChangesTables => Written.Count > 0 || Removed.Count > 0 || OpenedOrChanged.Count > 0 || Late.Count > 0;
+    /// <summary>Whether the batch wrote, took out, opened or changed any of the user's sessions.</summary>
+    public bool ChangesSessions => Written.Count > 0 || Removed.Count > 0 || OpenedOrChanged.Count > 0;
+
+    public bool ChangesTables => ChangesSessions || Late.Count > 0;
 }
 
 /// <summary>

@@ -45,6 +45,9 @@ public sealed record SessionRules(SessionMode Mode, EventTimeSettings EventTime,
             : $"the session settings differ from those the state was made with (recorded: {recorded}; given: {Describe()}); " +
               "run with the recorded ones, or with --from-batch 0 to reprocess every visit under the new ones";
 
+    /// <summary>Whether recorded rules (<see cref="Describe"/>; null: none recorded) cut sessions by event time.</summary>
+    public static bool IsEventTime(string? described) => described?.StartsWith("event-time", StringComparison.Ordinal) == true;
+
     /// <summary>The rules a state holds: what its first batch recorded, or the seed's rule for a state older than the record.</summary>
     public static string? RecordedIn(CoordinatorState state) =>
         state.SessionRules ?? (state.NextBatch > 0 || state.InFlight is not null ? Batches.Describe() : null);

@@ -117,9 +117,12 @@ public static class Program
         Option<string?>[] sessionOptions = [mode, gap, maxDuration, watermarkDelay, allowedLateness];
 
         // Session flags become HOCON overrides, so a flag, a HOCON file and the environment are checked the same way.
+        Dictionary<string, string?> SessionFlags(ParseResult p, bool worker = false) =>
+            (worker ? sessionOptions.Append(idleClose) : sessionOptions).ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o));
+
         CommandContext SessionContext(ParseResult p, CommandLineOverrides overrides, bool worker = false)
         {
-            var given = sessionOptions.Append(idleClose).Where(o => worker || o != idleClose).ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o));
+            var given = SessionFlags(p, worker);
             var context = Context(p, overrides with { Sessions = given });
             SessionizationConfig.CheckEventTimeFlags(given, context.Settings);
             return context;
@@ -129,7 +132,7 @@ public static class Program
         {
             mode, gap, maxDuration, watermarkDelay, allowedLateness,
         };
-        demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct, sessionOptions.ToDictionary(o => o.Name.TrimStart('-'), o => p.GetValue(o))));
+        demo.SetAction((p, ct) => DemoCommand.RunAsync(p.GetValue(baseDir), Console.Out, ct, SessionFlags(p)));
         root.Subcommands.Add(demo);
 
         var run = new Command("run", "Drain and exit: process everything committed since the last checkpoint as one or more batches")

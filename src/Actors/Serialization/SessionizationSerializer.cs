@@ -159,7 +159,7 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
     private static CoordinatorState ReadState(BinaryReader r)
     {
         var state = new CoordinatorState(r.ReadInt64(), ReadCursor(r), r.ReadBoolean() ? ReadPlan(r) : null, r.ReadBoolean() ? r.ReadInt64() : null, ReadCheckpoints(r));
-        if (r.BaseStream.Position >= r.BaseStream.Length)
+        if (AtEnd(r))
             return state;
         var latest = ReadOptional(r);
         var checkpoints = state.Checkpoints.Select(c => c with { LatestVisitBefore = ReadOptional(r) }).ToList();

@@ -153,8 +153,8 @@ public static class CrashTestCommand
     private static async Task<List<string>> CompareAsync(string reference, string crashed, bool quarantineExpected)
     {
         var differences = new List<string>();
-        var expectedVisits = await VisitsAsync(reference);
-        var actualVisits = await VisitsAsync(crashed);
+        var expectedVisits = await VisitsTable.In(reference).ReadAllAsync();
+        var actualVisits = await VisitsTable.In(crashed).ReadAllAsync();
         if (!expectedVisits.SequenceEqual(actualVisits))
             differences.Add($"visits_table: {actualVisits.Count} rows, expected {expectedVisits.Count}");
         foreach (var (name, open) in new[] { ("pending_sessions", (Func<string, SessionTable>)(b => SessionTable.Pending(b))), ("sessions", b => SessionTable.Completed(b)) })
@@ -181,15 +181,6 @@ public static class CrashTestCommand
         return differences;
     }
 
-    private static async Task<List<Visit>> VisitsAsync(string baseDirectory)
-    {
-        var table = VisitsTable.In(baseDirectory);
-        var visits = new List<Visit>();
-        foreach (var file in table.FilesFrom(SourceCursor.Start))
-            visits.AddRange(await table.ReadFileAsync(file));
-        return visits;
-    }
-
     private static async Task<List<SessionRecord>> SortedRowsAsync(SessionTable table) =>
         [.. (await table.ReadAllAsync()).OrderBy(r => r.BatchNumber).ThenBy(r => r.UserId)];
 
@@ -203,7 +194,7 @@ public static class CrashTestCommand
                 corrections++;
         }
 
-        return ((await VisitsAsync(baseDirectory)).Count, (await SessionTable.Pending(baseDirectory).ReadAllAsync()).Count, (await sessions.ReadAllAsync()).Count,
+        return ((await VisitsTable.In(baseDirectory).ReadAllAsync()).Count, (await SessionTable.Pending(baseDirectory).ReadAllAsync()).Count, (await sessions.ReadAllAsync()).Count,
             (await QuarantineTable.In(baseDirectory).ReadAllAsync()).Count, corrections);
     }
 }

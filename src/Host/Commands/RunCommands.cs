@@ -94,7 +94,7 @@ public static class RunCommands
         if (state.LastCommitted is { } last)
         {
             // In event-time mode a batch's pending rows are only the users it changed; the state counts every open session.
-            var pending = SessionRules.RecordedIn(state)?.StartsWith("event-time", StringComparison.Ordinal) == true
+            var pending = SessionRules.IsEventTime(SessionRules.RecordedIn(state))
                 ? last.Pending
                 : (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
             o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");

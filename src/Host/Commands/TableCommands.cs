@@ -73,9 +73,7 @@ public static class TableCommands
         var table = VisitsTable.In(context.BaseDirectory);
         if (!table.Delta.Exists)
             throw new UserFacingException($"no {VisitsTable.DirectoryName} in {context.BaseDirectory} (run generate-new-rows or append-visits first)");
-        var visits = new List<Visit>();
-        foreach (var file in table.FilesFrom(SourceCursor.Start))
-            visits.AddRange(await table.ReadFileAsync(file));
+        var visits = await table.ReadAllAsync();
 
         var cells = visits.Select(v => (IReadOnlyList<string?>)[Num(v.UserId), Timestamps.ToSparkString(v.VisitTimeMicros), v.Page]).ToList();
         var values = visits.Select(v => (IReadOnlyList<JsonNode?>)[v.UserId, Timestamps.ToIsoString(v.VisitTimeMicros), v.Page]).ToList();
@@ -91,7 +89,7 @@ public static class TableCommands
         var pending = await Sorted(pendingTable);
         var completed = await Sorted(SessionTable.Completed(context.BaseDirectory));
         // In event-time mode the table holds each batch's changes, not a snapshot: what is open now is read from both.
-        if (pendingTable.Log.LatestSessionRules() is { } rules && rules.StartsWith("event-time", StringComparison.Ordinal))
+        if (SessionRules.IsEventTime(pendingTable.Log.LatestSessionRules()))
             pending = OpenSessions.From(pending, completed);
 
         string[] pendingColumns = wide

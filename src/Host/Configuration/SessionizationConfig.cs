@@ -134,9 +134,21 @@ public static class SessionizationConfig
     public static UserStateStore OpenUserStateStore(Config config, string pipelineId)
     {
         if (!IsSqlite(config))
-            return UserStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"), pipelineId);
-        return UserStateStore.Sqlite(UserStatePath(config), config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)), pipelineId);
+            return UserStateStore.PostgreSql(ConnectionString(config), pipelineId);
+        return UserStateStore.Sqlite(UserStatePath(config), BusyTimeout(config), pipelineId);
     }
+
+    /// <summary>The event-time session state store, beside the user state store: <c>state/event-time.db</c>, or a table in the PostgreSQL database.</summary>
+    public static EventTimeStateStore OpenEventTimeStateStore(Config config, string pipelineId)
+    {
+        if (!IsSqlite(config))
+            return EventTimeStateStore.PostgreSql(ConnectionString(config), pipelineId);
+        return EventTimeStateStore.Sqlite(Path.Combine(StateDirectory(config), EventTimeStateFile), BusyTimeout(config), pipelineId);
+    }
+
+    private static string ConnectionString(Config config) => config.GetString("sessionization.persistence.connection-string");
+
+    private static TimeSpan BusyTimeout(Config config) => config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30));
 
     public const string UserStateFile = "users.db";
 

@@ -76,8 +76,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             started = true;
             var pipeline = await resolving;
             settings = settings with { Pipeline = pipeline };
-            store = OpenStore(config, pipeline.PipelineId);
-            var eventTimeStore = OpenEventTimeStore(config, settings.BaseDirectory, pipeline.PipelineId);
+            store = OpenStore(() => SessionizationConfig.OpenUserStateStore(config, pipeline.PipelineId), "user session state store");
+            var eventTimeStore = OpenStore(() => SessionizationConfig.OpenEventTimeStateStore(config, pipeline.PipelineId), "event-time session state store");
             var system = host.Services.GetRequiredService<ActorSystem>();
             var users = system.ActorOf(UserSessionRegion.Props(store, settings.UserSessionShards, settings.PassivateAfter), "user-sessions");
             var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
@@ -128,32 +128,16 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         }
     }
 
-    private static UserStateStore OpenStore(Config config, string pipelineId)
+    /// <summary>Opens a state store, a failure to do so told in one line naming <paramref name="what"/>.</summary>
+    private static T OpenStore<T>(Func<T> open, string what)
     {
         try
         {
-            return SessionizationConfig.OpenUserStateStore(config, pipelineId);
+            return open();
         }
         catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
         {
-            throw new UserFacingException($"the user session state store cannot be opened: {e.Message.Split('\n')[0]}");
-        }
-    }
-
-    private static EventTimeStateStore OpenEventTimeStore(Config config, string baseDirectory, string pipelineId)
-    {
-        try
-        {
-            return SessionizationConfig.IsSqlite(config)
-                ? EventTimeStateStore.Sqlite(
-                    Path.Combine(SessionizationConfig.StateDirectory(baseDirectory), SessionizationConfig.EventTimeStateFile),
-                    config.GetTimeSpan("sessionization.persistence.busy-timeout", TimeSpan.FromSeconds(30)),
-                    pipelineId)
-                : EventTimeStateStore.PostgreSql(config.GetString("sessionization.persistence.connection-string"), pipelineId);
-        }
-        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
-        {
-            throw new UserFacingException($"the event-time session state store cannot be opened: {e.Message.Split('\n')[0]}");
+            throw new UserFacingException($"the {what} cannot be opened: {e.Message.Split('\n')[0]}");
         }
     }
 

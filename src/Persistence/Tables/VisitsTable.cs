@@ -163,6 +163,15 @@ public sealed class VisitsTable(string path)
         }
     }
 
+    /// <summary>Every visit in the table, in commit then row order; a bad file or row throws, naming it.</summary>
+    public async Task<List<Visit>> ReadAllAsync(CancellationToken cancellationToken = default)
+    {
+        var visits = new List<Visit>();
+        foreach (var file in FilesFrom(SourceCursor.Start))
+            visits.AddRange(await ReadFileAsync(file, cancellationToken));
+        return visits;
+    }
+
     /// <summary>Reads one visits data file, checking its schema and refusing nulls with the file and row named.</summary>
     public async Task<List<Visit>> ReadFileAsync(SourceFile file, CancellationToken cancellationToken = default) =>
         (await ReadFileAsync(file, BadRowsMode.Fail, 0, cancellationToken)).Visits;
