@@ -63,3 +63,10 @@ public static class RepositoryPaths
         return dir?.FullName ?? throw new InvalidOperationException("Sessionization.sln not found above the test binaries");
     }
 }
+
+/// <summary>Session rows as the determinism contract compares them: everything but the batch that wrote them, in order.</summary>
+public static class SessionKeys
+{
+    public static List<(long, string, long, long, long)> Of(IEnumerable<Sessionization.Domain.SessionRecord> rows) =>
+        [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
+}

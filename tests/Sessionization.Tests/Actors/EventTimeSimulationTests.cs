@@ -47,7 +47,7 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
             foreach (var visit in late)
                 Assert.True(accepted.Remove(visit), $"quarantined {visit} was never committed");
             var direct = new EventTimeSessionPolicy(c.Settings).Direct(accepted);
-            Assert.Equal(Key(direct), Key(sessions));
+            Assert.Equal(SessionKeys.Of(direct), SessionKeys.Of(sessions));
         }, iter: 15, threads: 1);
     }
 
@@ -129,9 +129,6 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
 
         process.Store.Dispose();
     }
-
-    private static List<(long, string, long, long, long)> Key(IEnumerable<SessionRecord> rows) =>
-        [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
 
     private sealed class Crashed
     {

@@ -52,15 +52,6 @@ public sealed class EventTimeProcessTests : IDisposable
 
     private static string Key(SessionRecord r) => $"{r.UserId}|{r.StartTimeMicros}|{r.EndTimeMicros}|{r.VisitCount}|{r.ConcatenatedPages}";
 
-    private static async Task<List<Visit>> AllVisits(string data)
-    {
-        var table = VisitsTable.In(data);
-        var visits = new List<Visit>();
-        foreach (var file in table.FilesFrom(SourceCursor.Start))
-            visits.AddRange(await table.ReadFileAsync(file));
-        return visits;
-    }
-
     [Fact]
     public async Task Any_batching_of_the_same_visits_ends_with_the_same_sessions_as_computing_them_at_once()
     {
@@ -86,7 +77,7 @@ public sealed class EventTimeProcessTests : IDisposable
             Assert.Contains(", 0 open", closing.Out);
         }
 
-        var direct = new EventTimeSessionPolicy(new EventTimeSettings(20 * Durations.MicrosPerMinute, null, 0, 0)).Direct(await AllVisits(oneRun));
+        var direct = new EventTimeSessionPolicy(new EventTimeSettings(20 * Durations.MicrosPerMinute, null, 0, 0)).Direct(await VisitsTable.In(oneRun).ReadAllAsync());
         var expected = direct.Select(Key).Order(StringComparer.Ordinal).ToList();
         Assert.True(expected.Count > 100, $"the workload should make many sessions, made {expected.Count}");
         Assert.Equal(expected, await Sessions(oneFilePerBatch));

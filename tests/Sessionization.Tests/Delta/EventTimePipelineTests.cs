@@ -39,7 +39,7 @@ public sealed class EventTimePipelineTests
             foreach (var visit in late)
                 accepted.Remove(visit);
             var policy = new EventTimeSessionPolicy(c.Settings);
-            Assert.Equal(Key(policy.Direct(accepted)), Key(table));
+            Assert.Equal(SessionKeys.Of(policy.Direct(accepted)), SessionKeys.Of(table));
         }, iter: 25, threads: 1);
     }
 
@@ -75,7 +75,4 @@ public sealed class EventTimePipelineTests
         Assert.Empty(await store.LoadDueAsync(Watermark.EndOfInput));
         return (await sessions.ReadAllAsync(), late);
     }
-
-    private static List<(long, string, long, long, long)> Key(IEnumerable<SessionRecord> rows) =>
-        [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
 }

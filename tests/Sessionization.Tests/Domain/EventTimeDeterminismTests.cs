@@ -44,7 +44,7 @@ public class EventTimeDeterminismTests
             var accepted = c.Commits.SelectMany(v => v).ToList();
             foreach (var visit in late)
                 accepted.Remove(visit);
-            Assert.Equal(Key(policy.Direct(accepted)), Key(table));
+            Assert.Equal(SessionKeys.Of(policy.Direct(accepted)), SessionKeys.Of(table));
         }, iter: 400);
     }
 
@@ -62,8 +62,8 @@ public class EventTimeDeterminismTests
 
             Assert.Empty(lateOne);
             Assert.Empty(lateOther);
-            Assert.Equal(Key(policy.Direct(c.Commits.SelectMany(v => v))), Key(one));
-            Assert.Equal(Key(one), Key(other));
+            Assert.Equal(SessionKeys.Of(policy.Direct(c.Commits.SelectMany(v => v))), SessionKeys.Of(one));
+            Assert.Equal(SessionKeys.Of(one), SessionKeys.Of(other));
         }, iter: 300);
     }
 
@@ -140,7 +140,4 @@ public class EventTimeDeterminismTests
 
     private static string Describe(EventTimeUserState state) =>
         string.Join(" | ", state.Sessions.Select(s => $"{s.WrittenIn}:" + string.Join(",", s.Visits.Select(v => $"{v.TimeMicros / Minute}{v.Page}"))));
-
-    private static List<(long, string, long, long, long)> Key(IEnumerable<SessionRecord> rows) =>
-        [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
 }

@@ -30,7 +30,7 @@ public sealed class EventTimeSqlAgreementTests : IDisposable
         {
             var policy = new EventTimeSessionPolicy(new EventTimeSettings(c.Gap * Minute, c.Max * Minute, 0, 0));
 
-            var expected = policy.Direct(c.Visits).Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order().ToList();
+            var expected = SessionKeys.Of(policy.Direct(c.Visits));
 
             Assert.Equal(expected, SqlSessions(c.Visits, c.Gap * Minute, c.Max * Minute));
         }, iter: 150, threads: 1);
