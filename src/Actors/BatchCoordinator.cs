@@ -30,7 +30,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
-    private IReadOnlyDictionary<long, EventTimeUserState>? _eventTimeStates;
+    private IReadOnlyDictionary<long, EventTimeStateRow>? _eventTimeStates;
     private IActorRef? _reportTo;
     private int _attempt;
     private bool _agreementChecked;

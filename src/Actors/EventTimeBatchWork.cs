@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Sessionization.Domain;
 using Sessionization.Persistence.UserState;
 
@@ -17,8 +18,12 @@ public sealed record EventTimeBatchResult(
     long OpenDelta,
     int UsersStepped)
 {
-    /// <summary>Every user the batch stepped, with its state after the batch (no sessions: it keeps nothing).</summary>
-    public IReadOnlyDictionary<long, EventTimeUserState> States { get; init; } = new Dictionary<long, EventTimeUserState>();
+    /// <summary>
+    /// Every user the batch stepped, with its state after the batch as saved (it keeps nothing: no row). Kept encoded:
+    /// held between batches, a few hundred thousand decoded states would be millions of objects for every full
+    /// garbage collection to trace.
+    /// </summary>
+    public IReadOnlyDictionary<long, EventTimeStateRow> States { get; init; } = new Dictionary<long, EventTimeStateRow>();
 }
 
 /// <summary>
@@ -41,74 +46,115 @@ public static class EventTimeBatchWork
         long watermarkBefore,
         long watermarkAfter,
         bool endOfInput = false,
-        IReadOnlyDictionary<long, EventTimeUserState>? known = null,
+        IReadOnlyDictionary<long, EventTimeStateRow>? known = null,
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
         var byUser = BatchGrouping.ByUser(visitsInCommitOrder);
         var states = await LoadAsync(store, byUser.Keys, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
 
-        var rows = new List<EventTimeStateRow>();
+        var pages = new SharedStrings();
+        // The store's one writer saves the states while the users are still being stepped: the save is a statement per
+        // user on one thread, the stepping is work for the other core. The queue holds no more than after does.
+        var changes = Channel.CreateUnbounded<EventTimeStateChange>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), cancellationToken), cancellationToken);
         var written = new List<SessionRecord>();
         var removed = new List<SessionRecord>();
         var opened = new List<SessionRecord>();
         var late = new List<Visit>();
         var openOfChanged = new List<SessionRecord>();
         long openDelta = 0;
-        var after = new Dictionary<long, EventTimeUserState>(states.Count + byUser.Count);
-        foreach (var user in byUser.Keys.Union(states.Keys).Order())
+        var after = new Dictionary<long, EventTimeStateRow>(states.Count + byUser.Count);
+        try
         {
-            // A user without a stored state has no row to supersede: its save is one insert.
-            var hadRow = states.TryGetValue(user, out var stored);
-            var state = stored ?? EventTimeUserState.Empty(user);
-            var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter, endOfInput)
-                ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
-            rows.Add(EventTimeStateRow.From(step.State, policy) with { Supersedes = hadRow });
-            after[user] = step.State;
-            written.AddRange(step.Written);
-            removed.AddRange(step.Removed);
-            opened.AddRange(step.OpenedOrChanged);
-            late.AddRange(step.Late.Select(v => new Visit(user, v.TimeMicros, v.Page)));
-            var openAfter = step.State.Sessions.Where(session => session.WrittenIn is null).ToList();
-            openDelta += openAfter.Count - state.Sessions.Count(session => session.WrittenIn is null);
-            // A user whose sessions changed gets all its open ones again: a reader takes each user's open sessions
-            // from the last batch that wrote any row of that user, so none it still has may be missing there.
-            if (step.ChangesSessions)
-                openOfChanged.AddRange(openAfter.Select(session => session.ToRecord(user, batch)));
+            foreach (var user in byUser.Keys.Union(states.Keys).Order())
+            {
+                var stored = states.GetValueOrDefault(user);
+                var state = stored?.Decode(pages) ?? EventTimeUserState.Empty(user);
+                var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter, endOfInput)
+                    ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
+                var row = EventTimeStateRow.From(step.State, policy);
+                changes.Writer.TryWrite(new EventTimeStateChange(row, stored));
+                after[user] = row;
+                written.AddRange(step.Written);
+                removed.AddRange(step.Removed);
+                opened.AddRange(step.OpenedOrChanged);
+                foreach (var visit in step.Late)
+                    late.Add(new Visit(user, visit.TimeMicros, visit.Page));
+                openDelta += OpenCount(step.State) - OpenCount(state);
+                // A user whose sessions changed gets all its open ones again: a reader takes each user's open sessions
+                // from the last batch that wrote any row of that user, so none it still has may be missing there.
+                if (step.ChangesSessions)
+                    AddOpenRecords(step, user, batch, openOfChanged);
+            }
+        }
+        catch (Exception e)
+        {
+            // The save sees the failure and rolls back: nothing of a batch that was not stepped whole is kept.
+            changes.Writer.Complete(e);
+            await saving.ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
         }
 
-        await store.SaveBatchAsync(batch, rows, cancellationToken);
-        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, rows.Count) { States = after };
+        changes.Writer.Complete();
+
+        await saving;
+        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after };
+    }
+
+    private static int OpenCount(EventTimeUserState state)
+    {
+        var open = 0;
+        foreach (var session in state.Sessions)
+            open += session.WrittenIn is null ? 1 : 0;
+        return open;
     }
 
     /// <summary>
-    /// The stored states (those the store has a current row for) of the users with visits and of the users due at <paramref name="dueAt"/> (at the end of input every
-    /// user with an open session is due: all of them close): from <paramref name="known"/> where it has them, the rest
-    /// from the store by id.
+    /// The rows of every open session of a user after <paramref name="step"/>: the ones the step opened or changed it
+    /// made already (both lists are in start order), the rest are made here.
     /// </summary>
-    private static async Task<Dictionary<long, EventTimeUserState>> LoadAsync(
-        EventTimeStateStore store, IEnumerable<long> withVisits, long dueAt, IReadOnlyDictionary<long, EventTimeUserState>? known, CancellationToken cancellationToken)
+    private static void AddOpenRecords(EventTimeStep step, long user, long batch, List<SessionRecord> records)
     {
-        var pages = new SharedStrings();
+        var made = 0;
+        foreach (var session in step.State.Sessions)
+        {
+            if (session.WrittenIn is not null)
+                continue;
+            if (made < step.OpenedOrChanged.Count && step.OpenedOrChanged[made].StartTimeMicros == session.StartMicros)
+                records.Add(step.OpenedOrChanged[made++]);
+            else
+                records.Add(session.ToRecord(user, batch));
+        }
+    }
+
+    /// <summary>
+    /// The stored rows of the users with visits and of the users due at <paramref name="dueAt"/> (at the end of input
+    /// every user with an open session is due: all of them close): from <paramref name="known"/> where it has them, the
+    /// rest from the store by id. A user without a row has kept nothing.
+    /// </summary>
+    private static async Task<Dictionary<long, EventTimeStateRow>> LoadAsync(
+        EventTimeStateStore store, IEnumerable<long> withVisits, long dueAt, IReadOnlyDictionary<long, EventTimeStateRow>? known, CancellationToken cancellationToken)
+    {
         if (known is null)
         {
-            var loaded = await store.LoadUsersAsync(withVisits.ToList(), pages, cancellationToken);
-            foreach (var (user, state) in await store.LoadDueAsync(dueAt, pages, cancellationToken))
-                loaded.TryAdd(user, state);
+            var loaded = await store.LoadUsersAsync(withVisits.ToList(), cancellationToken);
+            foreach (var (user, row) in await store.LoadDueAsync(dueAt, cancellationToken))
+                loaded.TryAdd(user, row);
             return loaded;
         }
 
-        var states = new Dictionary<long, EventTimeUserState>();
+        var rows = new Dictionary<long, EventTimeStateRow>();
         var missing = new List<long>();
         foreach (var user in withVisits.Concat(await store.LoadDueIdsAsync(dueAt, cancellationToken)))
         {
-            if (states.ContainsKey(user))
+            if (rows.ContainsKey(user))
                 continue;
-            // A user the batch before left keeping nothing has no stored state, as if it had never been seen.
-            if (known.TryGetValue(user, out var state))
+            // A user the batch before left keeping nothing has no row, as if it had never been seen.
+            if (known.TryGetValue(user, out var row))
             {
-                if (!state.Sessions.IsEmpty)
-                    states[user] = state;
+                if (!row.KeepsNothing)
+                    rows[user] = row;
             }
             else
             {
@@ -116,8 +162,8 @@ public static class EventTimeBatchWork
             }
         }
 
-        foreach (var (user, state) in await store.LoadUsersAsync(missing.Distinct().ToList(), pages, cancellationToken))
-            states[user] = state;
-        return states;
+        foreach (var (user, row) in await store.LoadUsersAsync(missing.Distinct().ToList(), cancellationToken))
+            rows[user] = row;
+        return rows;
     }
 }

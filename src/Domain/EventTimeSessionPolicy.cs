@@ -51,7 +51,30 @@ public sealed record EventTimeSession(ImmutableArray<PageVisit> Visits, long? Wr
     public override int GetHashCode() => HashCode.Combine(Visits.Length, Visits.IsEmpty ? 0 : StartMicros, WrittenIn);
 
     public SessionRecord ToRecord(long userId, long batch) =>
-        new(userId, string.Join(Session.PageSeparator, Visits.Select(v => v.Page)), batch, StartMicros, EndMicros, Visits.Length);
+        new(userId, ConcatenatedPages(), batch, StartMicros, EndMicros, Visits.Length);
+
+    /// <summary>The pages joined as the <c>sessions</c> table has them, built in place: it runs for every session a batch writes.</summary>
+    private string ConcatenatedPages()
+    {
+        var length = (Visits.Length - 1) * Session.PageSeparator.Length;
+        foreach (var visit in Visits)
+            length += visit.Page.Length;
+        return string.Create(length, Visits, static (span, visits) =>
+        {
+            var at = 0;
+            for (var i = 0; i < visits.Length; i++)
+            {
+                if (i > 0)
+                {
+                    Session.PageSeparator.AsSpan().CopyTo(span[at..]);
+                    at += Session.PageSeparator.Length;
+                }
+
+                visits[i].Page.AsSpan().CopyTo(span[at..]);
+                at += visits[i].Page.Length;
+            }
+        });
+    }
 }
 
 /// <summary>
@@ -87,9 +110,11 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         Watermark.IsAtOrPast(watermarkBefore, visitMicros, Settings.GapMicros + Settings.AllowedLatenessMicros);
 
     /// <summary>Whether a session is complete once the watermark is <paramref name="watermark"/>.</summary>
-    public bool Closes(EventTimeSession session, long watermark) =>
-        Watermark.IsAtOrPast(watermark, session.EndMicros, Settings.GapMicros)
-        || (Settings.MaxDurationMicros is { } max && Watermark.IsAtOrPast(watermark, session.StartMicros, max));
+    public bool Closes(EventTimeSession session, long watermark) => Closes(session.StartMicros, session.EndMicros, watermark);
+
+    private bool Closes(long startMicros, long endMicros, long watermark) =>
+        Watermark.IsAtOrPast(watermark, endMicros, Settings.GapMicros)
+        || (Settings.MaxDurationMicros is { } max && Watermark.IsAtOrPast(watermark, startMicros, max));
 
     /// <summary>
     /// Whether no visit that is not late can reach a chain ending at <paramref name="chainEndMicros"/> any more:
@@ -145,10 +170,11 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         if (watermarkAfter < watermarkBefore)
             throw new ArgumentException($"the watermark went back from {watermarkBefore} to {watermarkAfter} in batch {batch}", nameof(watermarkAfter));
 
-        var late = new List<PageVisit>();
+        // Step runs for every user a batch touches, so it allocates only what the user's case needs.
+        List<PageVisit>? late = null;
         var onTime = new List<PageVisit>(visits.Count);
         foreach (var visit in visits)
-            (IsLate(visit.TimeMicros, watermarkBefore) ? late : onTime).Add(visit);
+            (IsLate(visit.TimeMicros, watermarkBefore) ? late ??= [] : onTime).Add(visit);
 
         var old = state.Sessions;
         var retained = new List<PageVisit>(onTime.Count + old.Sum(s => s.Visits.Length));
@@ -161,17 +187,17 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         var removed = new List<SessionRecord>();
         var openedOrChanged = new List<SessionRecord>();
         var kept = ImmutableArray.CreateBuilder<EventTimeSession>();
-        var unchanged = new HashSet<EventTimeSession>(ReferenceEqualityComparer.Instance);
+        HashSet<EventTimeSession>? unchanged = null;
         foreach (var chain in Chains(ordered))
         {
             var chainKept = new List<EventTimeSession>(chain.Count);
             foreach (var visitsOfSession in chain)
             {
                 var previous = Find(old, visitsOfSession);
-                var closes = endOfInput || Closes(new EventTimeSession(visitsOfSession, null), watermarkAfter);
+                var closes = endOfInput || Closes(visitsOfSession[0].TimeMicros, visitsOfSession[^1].TimeMicros, watermarkAfter);
                 if (previous is not null && (previous.WrittenIn is not null || !closes))
                 {
-                    unchanged.Add(previous);
+                    (unchanged ??= new HashSet<EventTimeSession>(ReferenceEqualityComparer.Instance)).Add(previous);
                     chainKept.Add(previous);
                     continue;
                 }
@@ -190,11 +216,11 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
 
         foreach (var session in old)
         {
-            if (session.WrittenIn is { } writtenIn && !unchanged.Contains(session))
+            if (session.WrittenIn is { } writtenIn && unchanged?.Contains(session) != true)
                 removed.Add(session.ToRecord(state.UserId, writtenIn));
         }
 
-        return new EventTimeStep(new EventTimeUserState(state.UserId, batch, kept.ToImmutable()), late, written, removed, openedOrChanged);
+        return new EventTimeStep(new EventTimeUserState(state.UserId, batch, kept.DrainToImmutable()), late ?? [], written, removed, openedOrChanged);
     }
 
     /// <summary>
@@ -242,7 +268,10 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
 
     private static List<PageVisit> Merge(List<PageVisit> kept, List<PageVisit> arriving)
     {
-        var later = arriving.OrderBy(v => v.TimeMicros).ToList();
+        // A batch's visits usually come grouped and already in time order; the stable sort is for those that are not.
+        var later = IsInTimeOrder(arriving) ? arriving : arriving.OrderBy(v => v.TimeMicros).ToList();
+        if (kept.Count == 0)
+            return later;
         var merged = new List<PageVisit>(kept.Count + later.Count);
         int i = 0, j = 0;
         while (i < kept.Count && j < later.Count)
@@ -252,5 +281,16 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         while (j < later.Count)
             merged.Add(later[j++]);
         return merged;
+    }
+
+    private static bool IsInTimeOrder(List<PageVisit> visits)
+    {
+        for (var i = 1; i < visits.Count; i++)
+        {
+            if (visits[i].TimeMicros < visits[i - 1].TimeMicros)
+                return false;
+        }
+
+        return true;
     }
 }

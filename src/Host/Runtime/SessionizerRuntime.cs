@@ -135,7 +135,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         {
             return open();
         }
-        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException)
+        catch (Exception e) when (e is global::System.Data.Common.DbException or IOException or InvalidDataException)
         {
             throw new UserFacingException($"the {what} cannot be opened: {e.Message.Split('\n')[0]}");
         }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -6,37 +7,44 @@ using Sessionization.Domain;
 namespace Sessionization.Persistence.UserState;
 
 /// <summary>
-/// The durable state of event-time sessions: for each user, a row per batch that changed what it keeps (its
-/// sessions still open or still open to correction), with the watermark at which it next needs a batch without
-/// visits (its deadline). A batch reads only the users it touches: those with visits, by id, and those whose deadline
-/// its watermark reached, through an index over the current rows, so its cost does not grow with the sessions that
-/// stay open untouched. A newer row supersedes the user's older one but does not delete it: a rewind to a retained
-/// checkpoint brings the older rows back, and pruning drops only rows no retained checkpoint can need. Every batch
-/// first takes back what a crashed attempt of it saved: the indexes on <c>batch</c> and <c>superseded_in</c> keep that
-/// to the rows of that batch, not a scan of every user's.
+/// The durable state of event-time sessions: one row per user with its current state (its sessions still open or still
+/// open to correction) and the watermark at which it next needs a batch without visits (its deadline), keyed by user
+/// id. A batch reads only the users it touches: those with visits, by id, and those whose deadline its watermark
+/// reached, through an index on the deadline, so its cost does not grow with the sessions that stay open untouched. A
+/// batch overwrites its users' rows in place and, in the same transaction, keeps their rows as they stood before it
+/// (before-images) in one undo record per batch: a rewind to a retained checkpoint, or a replay of a batch a crash
+/// interrupted, puts those back, newest batch first. Pruning drops the undo of batches no retained checkpoint can
+/// reach. A user that keeps nothing has no row.
 /// </summary>
 public sealed class EventTimeStateStore
 {
-    private const int UsersPerQuery = 500;
+    private const int UsersPerQuery = 10_000;
+
+    /// <summary>Before-images are stored in parts of about this size, so no single value grows with the batch.</summary>
+    private const int UndoPartBytes = 8 << 20;
+
     private readonly Func<DbConnection> _connect;
     private readonly bool _sqlite;
-    private readonly string _table;
+    private readonly string _users;
+    private readonly string _undo;
 
-    private EventTimeStateStore(Func<DbConnection> connect, bool sqlite, string table)
+    private EventTimeStateStore(Func<DbConnection> connect, bool sqlite, string? pipelineId, string where)
     {
         _connect = connect;
         _sqlite = sqlite;
-        _table = table;
+        (_users, _undo) = TablesFor(pipelineId);
         var bytes = sqlite ? "BLOB" : "BYTEA";
         using var connection = Open();
+        RefuseEarlierLayout(connection, TableOfEarlierLayout(pipelineId), where);
         using var command = connection.CreateCommand();
+        // On SQLite an INTEGER PRIMARY KEY is the row id: the user's row is found and overwritten in its one b-tree.
         command.CommandText = $"""
-            CREATE TABLE IF NOT EXISTS {table} (
-                user_id BIGINT NOT NULL, batch BIGINT NOT NULL, deadline BIGINT, superseded_in BIGINT, state {bytes} NOT NULL,
-                PRIMARY KEY (user_id, batch));
-            CREATE INDEX IF NOT EXISTS {table}_due ON {table} (deadline) WHERE superseded_in IS NULL AND deadline IS NOT NULL;
-            CREATE INDEX IF NOT EXISTS {table}_batch ON {table} (batch);
-            CREATE INDEX IF NOT EXISTS {table}_superseded ON {table} (superseded_in) WHERE superseded_in IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS {_users} (
+                user_id {(sqlite ? "INTEGER" : "BIGINT")} PRIMARY KEY, deadline BIGINT NOT NULL, state {bytes} NOT NULL);
+            CREATE INDEX IF NOT EXISTS {_users}_due ON {_users} (deadline);
+            CREATE TABLE IF NOT EXISTS {_undo} (
+                batch BIGINT NOT NULL, part INTEGER NOT NULL, users INTEGER NOT NULL, before_images {bytes} NOT NULL,
+                PRIMARY KEY (batch, part));
             """;
         command.ExecuteNonQuery();
     }
@@ -54,82 +62,100 @@ public sealed class EventTimeStateStore
             pragma.ExecuteNonQuery();
         }
 
-        return new EventTimeStateStore(() => new SqliteConnection(connectionString), sqlite: true, TableFor(pipelineId));
+        return new EventTimeStateStore(() => new SqliteConnection(connectionString), sqlite: true, pipelineId, path);
     }
 
     /// <summary>A table in the PostgreSQL database that also holds the coordinator's journal.</summary>
     public static EventTimeStateStore PostgreSql(string connectionString, string? pipelineId = null) =>
-        new(() => new NpgsqlConnection(connectionString), sqlite: false, TableFor(pipelineId));
+        new(() => new NpgsqlConnection(connectionString), sqlite: false, pipelineId, "the PostgreSQL database");
 
-    public static string TableFor(string? pipelineId) =>
-        pipelineId is null ? "event_time_states" : "event_time_states_" + Guid.Parse(pipelineId).ToString("N");
+    /// <summary>The users' current states, and the before-images rewinds put back; a table pair per pipeline.</summary>
+    public static (string Users, string Undo) TablesFor(string? pipelineId)
+    {
+        var suffix = pipelineId is null ? "" : "_" + Guid.Parse(pipelineId).ToString("N");
+        return ("event_time_users" + suffix, "event_time_undo" + suffix);
+    }
 
     /// <summary>
-    /// Records the users' states after <paramref name="batch"/> in one transaction; for a user whose state keeps
-    /// nothing, what it kept is superseded and no new row is written. Saving a batch again (a replay) first takes back what was saved
-    /// for it and any later batch, so the result is the same as saving it once.
+    /// Records the users' states after <paramref name="batch"/> in one transaction, each with the row it replaces as the
+    /// batch's before-image; a user whose state keeps nothing loses its row. Saving a batch again (a replay) first takes
+    /// back what was saved for it and any later batch, so the result is the same as saving it once; the caller reads
+    /// the rows it replaces after taking the batch back (<see cref="RewindAsync"/>), so they are what this puts back. The
+    /// changes may still be coming while it saves; if they end in an error, nothing is saved.
     /// </summary>
-    public async Task SaveBatchAsync(long batch, IReadOnlyCollection<EventTimeStateRow> rows, CancellationToken cancellationToken = default)
+    public async Task SaveBatchAsync(long batch, IAsyncEnumerable<EventTimeStateChange> changes, CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenWriterAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await TakeBackAsync(connection, transaction, batch, cancellationToken);
-        await using var supersede = Command(connection, transaction, $"UPDATE {_table} SET superseded_in = @batch WHERE user_id = @user AND superseded_in IS NULL");
-        var supersedeUser = Parameter(supersede, "@user", 0L);
-        Parameter(supersede, "@batch", batch);
-        await using var insert = Command(connection, transaction, $"INSERT INTO {_table} (user_id, batch, deadline, superseded_in, state) VALUES (@user, @batch, @deadline, NULL, @state)");
-        var insertUser = Parameter(insert, "@user", 0L);
-        Parameter(insert, "@batch", batch);
-        var deadline = Parameter(insert, "@deadline", DBNull.Value);
-        var state = Parameter(insert, "@state", Array.Empty<byte>());
-        foreach (var row in rows)
+        await using var update = Command(connection, transaction, $"UPDATE {_users} SET deadline = @deadline, state = @state WHERE user_id = @user");
+        var (updateUser, updateDeadline, updateState) = (Parameter(update, "@user", 0L), Parameter(update, "@deadline", 0L), Parameter(update, "@state", Array.Empty<byte>()));
+        await using var insert = Command(connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
+        var (insertUser, insertDeadline, insertState) = (Parameter(insert, "@user", 0L), Parameter(insert, "@deadline", 0L), Parameter(insert, "@state", Array.Empty<byte>()));
+        await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
+        var deleteUser = Parameter(delete, "@user", 0L);
+        var undo = new UndoWriter(this, connection, transaction, batch);
+
+        await foreach (var (row, before) in changes)
         {
-            if (row.Supersedes)
+            // A user that keeps nothing and had no row is unchanged: most users a batch lets go are these.
+            if (row.KeepsNothing && before is null)
+                continue;
+            await undo.AddAsync(row.UserId, before, cancellationToken);
+            int changed;
+            if (row.KeepsNothing)
             {
-                supersedeUser.Value = row.UserId;
-                await supersede.ExecuteNonQueryAsync(cancellationToken);
+                deleteUser.Value = row.UserId;
+                changed = await delete.ExecuteNonQueryAsync(cancellationToken);
+            }
+            else if (before is not null)
+            {
+                (updateUser.Value, updateDeadline.Value, updateState.Value) = (row.UserId, row.Deadline!.Value, row.State);
+                changed = await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            else
+            {
+                // A plain insert: a user said to have no row that has one fails here instead of losing its before-image.
+                (insertUser.Value, insertDeadline.Value, insertState.Value) = (row.UserId, row.Deadline!.Value, row.State);
+                changed = await insert.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            // A user that keeps nothing has no current row: superseding what it kept is the whole change. Most of a
-            // batch's users without visits are these (their sessions closed and can no longer be reached).
-            if (row.KeepsNothing)
-                continue;
-            insertUser.Value = row.UserId;
-            deadline.Value = row.Deadline is { } d ? d : DBNull.Value;
-            state.Value = row.State;
-            await insert.ExecuteNonQueryAsync(cancellationToken);
+            if (changed != 1)
+                throw new InvalidOperationException($"user {row.UserId}: batch {batch} was given a stored state the store does not have");
         }
 
+        await undo.FlushAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>The current states of <paramref name="users"/>; a user without one has kept nothing.</summary>
-    public async Task<Dictionary<long, EventTimeUserState>> LoadUsersAsync(IReadOnlyCollection<long> users, SharedStrings? pages = null, CancellationToken cancellationToken = default)
+    /// <summary>The current rows of <paramref name="users"/>; a user without one has kept nothing.</summary>
+    public async Task<Dictionary<long, EventTimeStateRow>> LoadUsersAsync(IReadOnlyCollection<long> users, CancellationToken cancellationToken = default)
     {
-        var states = new Dictionary<long, EventTimeUserState>(users.Count);
+        var states = new Dictionary<long, EventTimeStateRow>(users.Count);
         await using var connection = Open();
-        foreach (var chunk in users.Chunk(UsersPerQuery))
+        // The ids go as one value per query (a JSON array on SQLite, an array on PostgreSQL): a parameter each would
+        // cost a lookup by name among all of the statement's parameters, for every one of them.
+        var ids = _sqlite ? $"(SELECT value FROM json_each(@ids))" : "ANY(@ids)";
+        await using var command = Command(connection, null, $"SELECT user_id, deadline, state FROM {_users} WHERE user_id {(_sqlite ? "IN" : "=")} {ids}");
+        var parameter = Parameter(command, "@ids", _sqlite ? "[]" : Array.Empty<long>());
+        foreach (var chunk in users.Order().Chunk(UsersPerQuery))
         {
-            await using var command = connection.CreateCommand();
-            var names = chunk.Select((_, i) => $"@u{i}").ToList();
-            command.CommandText = $"SELECT user_id, state FROM {_table} WHERE superseded_in IS NULL AND user_id IN ({string.Join(", ", names)})";
-            for (var i = 0; i < chunk.Length; i++)
-                Parameter(command, names[i], chunk[i]);
-            await ReadStatesAsync(command, states, pages, cancellationToken);
+            parameter.Value = _sqlite ? $"[{string.Join(',', chunk)}]" : chunk;
+            await ReadRowsAsync(command, states, cancellationToken);
         }
 
         return states;
     }
 
-    /// <summary>The current states whose deadline the watermark <paramref name="watermark"/> reached.</summary>
-    public async Task<Dictionary<long, EventTimeUserState>> LoadDueAsync(long watermark, SharedStrings? pages = null, CancellationToken cancellationToken = default)
+    /// <summary>The current rows whose deadline the watermark <paramref name="watermark"/> reached.</summary>
+    public async Task<Dictionary<long, EventTimeStateRow>> LoadDueAsync(long watermark, CancellationToken cancellationToken = default)
     {
-        var states = new Dictionary<long, EventTimeUserState>();
+        var states = new Dictionary<long, EventTimeStateRow>();
         await using var connection = Open();
         await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT user_id, state FROM {_table} WHERE superseded_in IS NULL AND deadline IS NOT NULL AND deadline <= @watermark";
+        command.CommandText = $"SELECT user_id, deadline, state FROM {_users} WHERE deadline <= @watermark";
         Parameter(command, "@watermark", watermark);
-        await ReadStatesAsync(command, states, pages, cancellationToken);
+        await ReadRowsAsync(command, states, cancellationToken);
         return states;
     }
 
@@ -139,7 +165,7 @@ public sealed class EventTimeStateStore
         var users = new List<long>();
         await using var connection = Open();
         await using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT user_id FROM {_table} WHERE superseded_in IS NULL AND deadline IS NOT NULL AND deadline <= @watermark";
+        command.CommandText = $"SELECT user_id FROM {_users} WHERE deadline <= @watermark";
         Parameter(command, "@watermark", watermark);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -157,37 +183,88 @@ public sealed class EventTimeStateStore
         return users;
     }
 
-    /// <summary>
-    /// Drops what no checkpoint from <paramref name="batch"/> on can need: rows superseded before it, and current rows
-    /// from before it that keep nothing (a user with no row keeps nothing too).
-    /// </summary>
+    /// <summary>Drops the before-images of the batches before <paramref name="batch"/>: no checkpoint from it on can need them.</summary>
     public async Task PruneBeforeAsync(long batch, CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenWriterAsync(cancellationToken);
-        await using var command = Command(connection, null, $"DELETE FROM {_table} WHERE superseded_in < @before OR (superseded_in IS NULL AND batch < @before AND deadline IS NULL)");
+        await using var command = Command(connection, null, $"DELETE FROM {_undo} WHERE batch < @before");
         Parameter(command, "@before", batch);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>Puts back the before-images of <paramref name="batch"/> and every later batch, the latest first.</summary>
     private async Task<long> TakeBackAsync(DbConnection connection, DbTransaction transaction, long batch, CancellationToken cancellationToken)
     {
-        await using var count = Command(connection, transaction, $"SELECT count(*) FROM (SELECT user_id FROM {_table} WHERE batch >= @from UNION SELECT user_id FROM {_table} WHERE superseded_in >= @from) AS reset");
-        Parameter(count, "@from", batch);
-        var users = Convert.ToInt64(await count.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
-        await using var delete = Command(connection, transaction, $"DELETE FROM {_table} WHERE batch >= @from");
-        Parameter(delete, "@from", batch);
-        await delete.ExecuteNonQueryAsync(cancellationToken);
-        await using var restore = Command(connection, transaction, $"UPDATE {_table} SET superseded_in = NULL WHERE superseded_in >= @from");
-        Parameter(restore, "@from", batch);
-        await restore.ExecuteNonQueryAsync(cancellationToken);
-        return users;
+        var parts = new List<byte[]>();
+        await using (var read = Command(connection, transaction, $"SELECT before_images FROM {_undo} WHERE batch >= @from ORDER BY batch DESC, part DESC"))
+        {
+            Parameter(read, "@from", batch);
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+                parts.Add((byte[])reader.GetValue(0));
+        }
+
+        if (parts.Count == 0)
+            return 0;
+        var users = new HashSet<long>();
+        await using var restore = Command(
+            connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state");
+        var (restoreUser, restoreDeadline, restoreState) = (Parameter(restore, "@user", 0L), Parameter(restore, "@deadline", 0L), Parameter(restore, "@state", Array.Empty<byte>()));
+        await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
+        var deleteUser = Parameter(delete, "@user", 0L);
+        foreach (var part in parts)
+        {
+            foreach (var (user, had) in UndoWriter.Read(part))
+            {
+                users.Add(user);
+                if (had is null)
+                {
+                    deleteUser.Value = user;
+                    await delete.ExecuteNonQueryAsync(cancellationToken);
+                }
+                else
+                {
+                    (restoreUser.Value, restoreDeadline.Value, restoreState.Value) = (user, had.Deadline!.Value, had.State);
+                    await restore.ExecuteNonQueryAsync(cancellationToken);
+                }
+            }
+        }
+
+        await using var drop = Command(connection, transaction, $"DELETE FROM {_undo} WHERE batch >= @from");
+        Parameter(drop, "@from", batch);
+        await drop.ExecuteNonQueryAsync(cancellationToken);
+        return users.Count;
     }
 
-    private static async Task ReadStatesAsync(DbCommand command, Dictionary<long, EventTimeUserState> states, SharedStrings? pages, CancellationToken cancellationToken)
+    /// <summary>
+    /// The first layout kept every user's rows of every batch in one table; it is not read, and not silently
+    /// replaced: the state is rebuilt from the visits by rewinding to batch 0 once the old table is gone.
+    /// </summary>
+    private static string TableOfEarlierLayout(string? pipelineId) =>
+        pipelineId is null ? "event_time_states" : "event_time_states_" + Guid.Parse(pipelineId).ToString("N");
+
+    private void RefuseEarlierLayout(DbConnection connection, string table, string where)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = _sqlite
+            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @name"
+            : "SELECT count(*) FROM information_schema.tables WHERE table_name = @name";
+        Parameter(command, "@name", table);
+        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0)
+        {
+            throw new InvalidDataException(
+                $"{where} holds event-time state in an earlier layout (table {table}): drop that table, then rebuild the state from the visits with `run --from-batch 0`");
+        }
+    }
+
+    private static async Task ReadRowsAsync(DbCommand command, Dictionary<long, EventTimeStateRow> rows, CancellationToken cancellationToken)
     {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
-            states[reader.GetInt64(0)] = UserStateCodec.DecodeEventTime((byte[])reader.GetValue(1), pages);
+        {
+            var user = reader.GetInt64(0);
+            rows[user] = new EventTimeStateRow(user, reader.GetInt64(1), (byte[])reader.GetValue(2));
+        }
     }
 
     private DbConnection Open()
@@ -235,17 +312,79 @@ public sealed class EventTimeStateStore
         command.Parameters.Add(parameter);
         return parameter;
     }
+
+    /// <summary>
+    /// A batch's before-images, written in parts as they fill. Each is the user id, the length of its state (-1: the
+    /// user had no row), and if it had one its deadline and state: little-endian, one after the other.
+    /// </summary>
+    private sealed class UndoWriter(EventTimeStateStore store, DbConnection connection, DbTransaction transaction, long batch)
+    {
+        private readonly MemoryStream _buffer = new();
+        private int _part;
+        private int _users;
+
+        public async Task AddAsync(long user, EventTimeStateRow? had, CancellationToken cancellationToken)
+        {
+            Span<byte> head = stackalloc byte[20];
+            BinaryPrimitives.WriteInt64LittleEndian(head, user);
+            BinaryPrimitives.WriteInt32LittleEndian(head[8..], had?.State.Length ?? -1);
+            BinaryPrimitives.WriteInt64LittleEndian(head[12..], had?.Deadline ?? 0);
+            _buffer.Write(had is null ? head[..12] : head);
+            if (had is not null)
+                _buffer.Write(had.State);
+            _users++;
+            if (_buffer.Length >= UndoPartBytes)
+                await FlushAsync(cancellationToken);
+        }
+
+        public async Task FlushAsync(CancellationToken cancellationToken)
+        {
+            if (_users == 0)
+                return;
+            await using var insert = Command(connection, transaction, $"INSERT INTO {store._undo} (batch, part, users, before_images) VALUES (@batch, @part, @users, @images)");
+            Parameter(insert, "@batch", batch);
+            Parameter(insert, "@part", _part++);
+            Parameter(insert, "@users", _users);
+            Parameter(insert, "@images", _buffer.ToArray());
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+            _buffer.SetLength(0);
+            _users = 0;
+        }
+
+        public static IEnumerable<(long User, EventTimeStateRow? Had)> Read(byte[] part)
+        {
+            var at = 0;
+            while (at < part.Length)
+            {
+                var user = BinaryPrimitives.ReadInt64LittleEndian(part.AsSpan(at));
+                var length = BinaryPrimitives.ReadInt32LittleEndian(part.AsSpan(at + 8));
+                at += 12;
+                if (length < 0)
+                {
+                    yield return (user, null);
+                    continue;
+                }
+
+                var deadline = BinaryPrimitives.ReadInt64LittleEndian(part.AsSpan(at));
+                yield return (user, new EventTimeStateRow(user, deadline, part.AsSpan(at + 8, length).ToArray()));
+                at += 8 + length;
+            }
+        }
+    }
 }
 
-/// <summary>A user's event-time state to store: its encoded form and its deadline (null: it keeps nothing).</summary>
+/// <summary>A user's event-time state as stored: its encoded form and its deadline (null: it keeps nothing, and has no row).</summary>
 public sealed record EventTimeStateRow(long UserId, long? Deadline, byte[] State)
 {
     /// <summary>A state with no sessions has no deadline, and one with sessions always has one.</summary>
     public bool KeepsNothing => Deadline is null;
 
-    /// <summary>Whether the user has a current row to supersede; false only when the caller knows it has none (saves a lookup).</summary>
-    public bool Supersedes { get; init; } = true;
-
     public static EventTimeStateRow From(EventTimeUserState state, EventTimeSessionPolicy policy) =>
         new(state.UserId, policy.NextDeadline(state), UserStateCodec.Encode(state));
+
+    /// <summary>The state itself; with <paramref name="pages"/>, equal page names of different users become one string.</summary>
+    public EventTimeUserState Decode(SharedStrings? pages = null) => UserStateCodec.DecodeEventTime(State, pages);
 }
+
+/// <summary>A user's state after a batch, and the row it replaces (null: the user had none).</summary>
+public readonly record struct EventTimeStateChange(EventTimeStateRow After, EventTimeStateRow? Before);
