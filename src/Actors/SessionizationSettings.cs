@@ -33,21 +33,21 @@ public sealed record SessionizationSettings(
         var c = config.GetConfig("sessionization");
         return new SessionizationSettings(
             c.GetString("base-dir"),
-            c.GetInt("max-files-per-batch"),
-            c.GetTimeSpan("poll-interval"),
-            c.GetInt("checkpoints.retain"),
-            c.GetTimeSpan("batch-timeout"),
+            Int(c, "max-files-per-batch"),
+            Time(c, "poll-interval"),
+            Int(c, "checkpoints.retain"),
+            Time(c, "batch-timeout"),
             c.GetString("bad-rows", "fail").ToLowerInvariant() switch
             {
                 "fail" => BadRowsMode.Fail,
                 "quarantine" => BadRowsMode.Quarantine,
                 var other => throw new Akka.Configuration.ConfigurationException($"sessionization.bad-rows '{other}' is not fail or quarantine"),
             },
-            c.GetInt("user-sessions.max-in-flight", 8000))
+            Int(c, "user-sessions.max-in-flight", 8000))
         {
             UserSessionShards = Positive(c, "user-sessions.shards", UserSessionRegion.DefaultShards),
             PassivateAfter = Positive(c, "user-sessions.passivate-after", 1),
-            CheckpointInterval = c.GetInt("tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
+            CheckpointInterval = Int(c, "tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
             Sessions = SessionsFrom(c),
         };
     }
@@ -80,9 +80,41 @@ public sealed record SessionizationSettings(
         throw new Akka.Configuration.ConfigurationException($"sessionization.sessions.{name} '{text}' is not {expected}");
     }
 
+    /// <summary>
+    /// A setting read as a type, refused in one line naming it when it is not one: a value from the environment or a
+    /// HOCON file otherwise fails deep in the HOCON library as a bare <see cref="FormatException"/>.
+    /// </summary>
+    private static T Typed<T>(Akka.Configuration.Config c, string path, string expected, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is not Akka.Configuration.ConfigurationException)
+        {
+            string text;
+            try
+            {
+                text = c.GetString(path);
+            }
+            catch (Exception)
+            {
+                text = "?";
+            }
+
+            throw new Akka.Configuration.ConfigurationException($"sessionization.{path} '{text}' is not {expected}");
+        }
+    }
+
+    private static int Int(Akka.Configuration.Config c, string path, int? fallback = null) =>
+        Typed(c, path, "a whole number", () => fallback is { } f ? c.GetInt(path, f) : c.GetInt(path));
+
+    private static TimeSpan Time(Akka.Configuration.Config c, string path) =>
+        Typed(c, path, "a duration like 500ms, 10s or 10m", () => c.GetTimeSpan(path));
+
     private static int Positive(Akka.Configuration.Config c, string path, int fallback)
     {
-        var value = c.GetInt(path, fallback);
+        var value = Int(c, path, fallback);
         return value >= 1 ? value : throw new Akka.Configuration.ConfigurationException($"sessionization.{path} must be at least 1, not {value}");
     }
 }

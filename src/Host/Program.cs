@@ -87,7 +87,20 @@ public static class Program
         append.SetAction(p => TableCommands.AppendVisitsAsync(Context(p), p.GetValue(file)!));
         root.Subcommands.Add(append);
 
-        var format = new Option<OutputFormat>("--format") { Description = "Output format: table (Spark's show layout), csv or json", DefaultValueFactory = _ => OutputFormat.Table };
+        var format = new Option<OutputFormat>("--format")
+        {
+            Description = "Output format: table (Spark's show layout), csv or json",
+            DefaultValueFactory = _ => OutputFormat.Table,
+            // The default parser's error names the enum's .NET type; this one names the choices.
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+                if (Enum.TryParse<OutputFormat>(text, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !char.IsDigit(text.FirstOrDefault()))
+                    return parsed;
+                result.AddError($"--format '{text}' is not table, csv or json");
+                return OutputFormat.Table;
+            },
+        };
         var limit = new Option<int>("--limit") { Description = "Show at most this many rows per table in table format (0: all)", DefaultValueFactory = _ => 0 };
 
         var readTables = new Command("read-tables", "Print the visits table like Spark's show(truncate=False)") { format, limit };
@@ -169,8 +182,11 @@ public static class Program
         root.Subcommands.Add(readQuarantine);
         root.Subcommands.Add(worker);
 
-        var status = new Command("status", "Show the last committed batch, visits-table versions, pending sessions and retained checkpoints") { provider, connection };
-        status.SetAction((p, ct) => RunCommands.StatusAsync(Context(p, new CommandLineOverrides(Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct));
+        var statusFormat = new Option<string>("--format") { Description = "text (default) or json (one document, for scripts and monitors)", DefaultValueFactory = _ => "text" };
+        statusFormat.AcceptOnlyFromAmong("text", "json");
+        var status = new Command("status", "Show the last committed batch, visits-table versions, pending sessions and retained checkpoints") { provider, connection, statusFormat };
+        status.SetAction((p, ct) => RunCommands.StatusAsync(
+            Context(p, new CommandLineOverrides(Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct, json: p.GetValue(statusFormat) == "json"));
         root.Subcommands.Add(status);
 
         var users = new Option<long>("--users") { Description = "Number of distinct users (ids 1..U)", Required = true };

@@ -19,6 +19,8 @@ public sealed class CommandContext(Config config, TextWriter output)
     /// <summary>Read commands never create the base directory; a missing one is the user's mistake to hear about.</summary>
     public void RequireBaseDirectory()
     {
+        if (File.Exists(BaseDirectory))
+            throw new UserFacingException($"base directory {BaseDirectory} is a file, not a directory (set --base-dir to the directory that holds visits_table)");
         if (!Directory.Exists(BaseDirectory))
             throw new UserFacingException($"base directory {BaseDirectory} does not exist (set --base-dir, or run generate-new-rows first)");
     }

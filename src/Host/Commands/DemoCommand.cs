@@ -33,6 +33,12 @@ public static class DemoCommand
         await Step("generate-new-rows", () => TableCommands.GenerateSeedRowsAsync(context, SeedRows.NewRows, "generate-new-rows"));
         output.WriteLine("3. the visits are in the table");
         await Step("read-tables", () => TableCommands.ReadTablesAsync(context, OutputFormat.Table, 0));
+        // The seed's step 4 explains its job; ours says the same of the sessionizer, so the numbers run on as in the seed.
+        output.WriteLine("4. how the sessionizer works: each run reads the visits committed since its last checkpoint as one batch;");
+        output.WriteLine("   a user's session stays pending while the user has visits in the next batch, and is written to sessions");
+        output.WriteLine("   in the first batch without one; every batch writes the sessions still pending, with its batch number,");
+        output.WriteLine("   to pending_sessions");
+        output.WriteLine();
         output.WriteLine("5. run the sessionizer: batch 0");
         await Step("run", () => RunCommands.RunAsync(context, cancellationToken));
         output.WriteLine("6. three pending sessions, no completed ones");

@@ -12,7 +12,8 @@ public static class RunCommands
 {
     public static async Task<int> RunAsync(CommandContext context, CancellationToken cancellationToken, long? fromBatch = null, bool endOfInput = false)
     {
-        Directory.CreateDirectory(context.BaseDirectory);
+        // A misspelt --base-dir is refused rather than created: a new empty directory would report "nothing to do".
+        context.RequireBaseDirectory();
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "run");
         await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
         var batches = await runtime.RunUntilDrainedAsync(
@@ -27,7 +28,8 @@ public static class RunCommands
 
     public static async Task<int> WorkerAsync(CommandContext context, CancellationToken stop)
     {
-        Directory.CreateDirectory(context.BaseDirectory);
+        if (!await BaseDirectoryAppearedAsync(context, stop))
+            return 0;
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "worker");
         // A service's warnings belong on its standard error, where its supervisor collects them.
         var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.log-to-console = on").WithFallback(context.Config);
@@ -40,8 +42,56 @@ public static class RunCommands
             r => context.Output.WriteLine(Describe(r)),
             reason => Console.Error.WriteLine($"sessionize: worker: {reason} (retrying at the next poll)"),
             stop);
-        context.Output.WriteLine("worker: stopping; a batch in flight is not committed and will run again");
+        // Asked before the actors stop: a batch planned and not committed is run again by the next run or worker.
+        context.Output.WriteLine(await StoppingLineAsync(runtime));
         return 0;
+    }
+
+    private static async Task<string> StoppingLineAsync(SessionizerRuntime runtime)
+    {
+        try
+        {
+            using var asking = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            return (await runtime.GetStateAsync(asking.Token)).InFlight is { } plan
+                ? $"worker: stopping; batch {plan.Batch} was in flight, is not committed, and will run again"
+                : "worker: stopping; no batch in flight";
+        }
+        catch (Exception e) when (e is OperationCanceledException or Akka.Actor.AskTimeoutException)
+        {
+            return "worker: stopping";
+        }
+    }
+
+    /// <summary>
+    /// A worker may be started before anything has written its base directory (a service comes up before its data):
+    /// it waits for the directory, saying so at once and then once a minute, instead of creating it, so a misspelt
+    /// --base-dir is seen. False when stopped while waiting.
+    /// </summary>
+    private static async Task<bool> BaseDirectoryAppearedAsync(CommandContext context, CancellationToken stop)
+    {
+        var said = DateTime.MinValue;
+        while (!Directory.Exists(context.BaseDirectory))
+        {
+            if (File.Exists(context.BaseDirectory))
+                context.RequireBaseDirectory();
+            if (DateTime.UtcNow - said >= TimeSpan.FromMinutes(1))
+            {
+                Console.Error.WriteLine($"sessionize: worker: base directory {context.BaseDirectory} does not exist; waiting for it (check --base-dir)");
+                said = DateTime.UtcNow;
+            }
+
+            try
+            {
+                await Task.Delay(context.Settings.PollInterval, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                context.Output.WriteLine("worker: stopped before its base directory appeared");
+                return false;
+            }
+        }
+
+        return true;
     }
 
     public static string Describe(object report) => report switch
@@ -73,7 +123,7 @@ public static class RunCommands
             $"batch {r.Batch}: {what}; {r.ActiveUsers} user{(r.ActiveUsers == 1 ? "" : "s")}, {r.Completed} session{(r.Completed == 1 ? "" : "s")} written{(r.Corrected > 0 ? $" ({r.Corrected} earlier row{(r.Corrected == 1 ? "" : "s")} corrected)" : "")}, {r.Pending} open{(r.Late > 0 ? $", {r.Late} late" : "")}{(r.Quarantined > r.Late ? $", {r.Quarantined - r.Late} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]");
     }
 
-    public static async Task<int> StatusAsync(CommandContext context, CancellationToken cancellationToken)
+    public static async Task<int> StatusAsync(CommandContext context, CancellationToken cancellationToken, bool json = false)
     {
         context.RequireBaseDirectory();
         var visits = VisitsTable.In(context.BaseDirectory);
@@ -88,42 +138,98 @@ public static class RunCommands
             state = await runtime.GetStateAsync(cancellationToken);
         }
 
-        var o = context.Output;
-        o.WriteLine($"base directory:         {context.BaseDirectory}");
-        o.WriteLine($"pipeline:               {pipeline?.PipelineId ?? "none yet (no output tables)"}");
+        long pending = 0;
         if (state.LastCommitted is { } last)
         {
             // In event-time mode a batch's pending rows are only the users it changed; the state counts every open session.
-            var pending = SessionRules.IsEventTime(SessionRules.RecordedIn(state))
+            pending = SessionRules.IsEventTime(SessionRules.RecordedIn(state))
                 ? last.Pending
                 : (await SessionTable.Pending(context.BaseDirectory).ReadBatchAsync(last.Batch, cancellationToken)).Count;
-            o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");
-            o.WriteLine($"visits-table version:   consumed {last.LastVersion}, available {Show(available)}");
-            o.WriteLine($"pending sessions:       {pending}");
-            var retained = state.RetainedBatches.ToList();
-            o.WriteLine($"retained checkpoints:   {retained.Count} (start of batches {retained[0]}..{retained[^1]})");
-        }
-        else
-        {
-            o.WriteLine("last committed batch:   none");
-            o.WriteLine($"visits-table version:   consumed none, available {Show(available)}");
-            o.WriteLine("pending sessions:       0");
-            o.WriteLine("retained checkpoints:   0");
         }
 
-        var latestVisit = state.LatestVisitMicros is { } latest ? Timestamps.ToSparkString(latest) + " UTC (in the committed batches)"
-            : state.LastCommitted is null ? "none committed"
-            : "not recorded (its batches were committed by an older version)";
-        o.WriteLine($"latest visit_time:      {latestVisit}");
-        o.WriteLine($"sessions:               {SessionRules.RecordedIn(state) ?? "not recorded yet (no batch)"}");
-        if (state.WatermarkMicros is { } watermark)
-            o.WriteLine($"watermark:              {(watermark == Watermark.None ? "none yet" : Timestamps.ToSparkString(watermark) + " UTC")}");
-        o.WriteLine($"batch in flight:        {(state.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
-        if (state.RewindingTo is { } rewinding)
-            o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
         var disagreement = StateAgreement.Check(state, OutputTables.Batches(context.BaseDirectory));
-        o.WriteLine($"state and tables:       {disagreement ?? "agree"}");
+        var status = new Status(context.BaseDirectory, pipeline?.PipelineId, state, available, pending, disagreement);
+        context.Output.Write(json ? status.ToJson() : status.ToText());
         return disagreement is null ? 0 : 1;
+    }
+
+    /// <summary>What <c>status</c> shows, as text for a person or as one JSON document for a script or a monitor.</summary>
+    private sealed record Status(string BaseDirectory, string? PipelineId, CoordinatorState State, long? Available, long Pending, string? Disagreement)
+    {
+        private long? Consumed => State.LastCommitted?.LastVersion;
+
+        /// <summary>Visits-table versions committed and not yet consumed by a committed batch.</summary>
+        private long? VersionsBehind => Available is { } a ? a - (Consumed ?? -1) : null;
+
+        public string ToText()
+        {
+            var o = new StringWriter();
+            o.WriteLine($"base directory:         {BaseDirectory}");
+            o.WriteLine($"pipeline:               {PipelineId ?? "none yet (no output tables)"}");
+            if (State.LastCommitted is { } last)
+            {
+                o.WriteLine($"last committed batch:   {last.Batch} ({last.Visits} visits, {last.Pending} pending, {last.Completed} completed)");
+                o.WriteLine($"visits-table version:   consumed {last.LastVersion}, available {Show(Available)}");
+                o.WriteLine($"pending sessions:       {Pending}");
+                var retained = State.RetainedBatches.ToList();
+                o.WriteLine($"retained checkpoints:   {retained.Count} (start of batches {retained[0]}..{retained[^1]})");
+            }
+            else
+            {
+                o.WriteLine("last committed batch:   none");
+                o.WriteLine($"visits-table version:   consumed none, available {Show(Available)}");
+                o.WriteLine("pending sessions:       0");
+                o.WriteLine("retained checkpoints:   0");
+            }
+
+            var latestVisit = State.LatestVisitMicros is { } latest ? Timestamps.ToSparkString(latest) + " UTC (in the committed batches)"
+                : State.LastCommitted is null ? "none committed"
+                : "not recorded (its batches were committed by an older version)";
+            o.WriteLine($"latest visit_time:      {latestVisit}");
+            o.WriteLine($"sessions:               {SessionRules.RecordedIn(State) ?? "not recorded yet (no batch)"}");
+            if (State.WatermarkMicros is { } watermark)
+                o.WriteLine($"watermark:              {(watermark == Watermark.None ? "none yet" : Timestamps.ToSparkString(watermark) + " UTC")}");
+            o.WriteLine($"batch in flight:        {(State.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
+            if (State.RewindingTo is { } rewinding)
+                o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
+            o.WriteLine($"state and tables:       {Disagreement ?? "agree"}");
+            return o.ToString();
+        }
+
+        /// <summary>The same facts with stable snake_case names; a time is ISO-8601 UTC, an absent fact is null.</summary>
+        public string ToJson()
+        {
+            var last = State.LastCommitted;
+            var retained = State.RetainedBatches.ToList();
+            var root = new System.Text.Json.Nodes.JsonObject
+            {
+                ["base_directory"] = BaseDirectory,
+                ["pipeline"] = PipelineId,
+                ["last_committed_batch"] = last is null ? null : new System.Text.Json.Nodes.JsonObject
+                {
+                    ["batch"] = last.Batch,
+                    ["visits"] = last.Visits,
+                    ["pending"] = last.Pending,
+                    ["completed"] = last.Completed,
+                },
+                ["visits_table_version"] = new System.Text.Json.Nodes.JsonObject { ["consumed"] = Consumed, ["available"] = Available, ["behind"] = VersionsBehind },
+                ["pending_sessions"] = Pending,
+                ["retained_checkpoints"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["count"] = retained.Count,
+                    ["first_batch"] = retained.Count == 0 ? null : retained[0],
+                    ["last_batch"] = retained.Count == 0 ? null : retained[^1],
+                },
+                ["latest_visit_time"] = State.LatestVisitMicros is { } latest ? Timestamps.ToIsoString(latest) : null,
+                ["sessions"] = SessionRules.RecordedIn(State),
+                ["watermark"] = State.WatermarkMicros is { } w && w != Watermark.None ? Timestamps.ToIsoString(w) : null,
+                ["batch_in_flight"] = State.InFlight is { } f ? new System.Text.Json.Nodes.JsonObject { ["batch"] = f.Batch, ["files"] = f.Files.Count } : null,
+                ["rewind_in_progress_to"] = State.RewindingTo,
+                ["state_and_tables_agree"] = Disagreement is null,
+                ["disagreement"] = Disagreement,
+            };
+            return root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+        }
     }
 
     private static string Show(long? version) => version?.ToString(CultureInfo.InvariantCulture) ?? "none (no visits_table)";

@@ -47,7 +47,7 @@ public static class SessionizationConfig
         {
             if (!File.Exists(configFile))
                 throw new ConfigurationException($"configuration file {configFile} does not exist");
-            defaults = ConfigurationFactory.ParseString(File.ReadAllText(configFile)).WithFallback(defaults);
+            defaults = ParseFile(configFile).WithFallback(defaults);
         }
 
         var overrides = new List<string>();
@@ -83,6 +83,24 @@ public static class SessionizationConfig
         return WithPersistence(config);
     }
 
+    /// <summary>A user's HOCON file; an empty one sets nothing, a broken one is refused in one line naming it.</summary>
+    private static Config ParseFile(string path)
+    {
+        var text = File.ReadAllText(path);
+        if (string.IsNullOrWhiteSpace(text))
+            return Config.Empty;
+        try
+        {
+            return ConfigurationFactory.ParseString(text);
+        }
+        catch (Exception e)
+        {
+            // The parser's own reason is kept where it has one; a null reference inside it says nothing to a user.
+            var reason = e is NullReferenceException or ArgumentNullException ? "" : $": {e.Message.Split('\n')[0].Trim().TrimEnd(':')}";
+            throw new ConfigurationException($"configuration file {path} is not valid HOCON{reason}");
+        }
+    }
+
     /// <summary>Points the journal and snapshot store at the configured database.</summary>
     private static Config WithPersistence(Config config)
     {
@@ -102,6 +120,16 @@ public static class SessionizationConfig
                 journal = snapshots = config.GetString("sessionization.persistence.connection-string");
                 if (string.IsNullOrWhiteSpace(journal))
                     throw new ConfigurationException("sessionization.persistence.provider is postgresql but no connection string is set (--connection-string or SESSIONIZATION_CONNECTION_STRING)");
+                try
+                {
+                    _ = new Npgsql.NpgsqlConnectionStringBuilder(journal);
+                }
+                catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException)
+                {
+                    // The string itself is not repeated: it may hold a password.
+                    throw new ConfigurationException($"sessionization.persistence.connection-string is not a PostgreSQL connection string (Host=...;Database=...;Username=...): {e.Message.Split('\n')[0].Trim()}");
+                }
+
                 config = ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(HoconDirectory, "postgresql.conf"))).WithFallback(config);
                 break;
             default:

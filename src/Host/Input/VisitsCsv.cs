@@ -25,7 +25,12 @@ public static class VisitsCsv
             if (!headerSeen)
             {
                 if (!fields.Select(f => f.Trim().ToLowerInvariant()).SequenceEqual(Header))
+                {
+                    // A compressed or binary file would otherwise print its bytes to the terminal as the "header".
+                    if (fields.Any(IsBinary))
+                        throw new UserFacingException($"{source}: not a CSV text file (line {line} holds binary data; decompress a .gz or .zip file first)");
                     throw new UserFacingException($"{source}: line {line}: header must be 'user_id,visit_time,page', found '{string.Join(",", fields)}'");
+                }
                 headerSeen = true;
                 continue;
             }
@@ -39,6 +44,9 @@ public static class VisitsCsv
             throw new UserFacingException($"{source}: empty input; expected the header 'user_id,visit_time,page'");
         return visits;
     }
+
+    /// <summary>Control characters other than tab, or bytes that are not UTF-8 (read as U+FFFD), do not occur in CSV text.</summary>
+    private static bool IsBinary(string field) => field.Any(c => c == '\uFFFD' || (char.IsControl(c) && c != '\t'));
 
     private static long ParseUserId(string text, string source, int line)
     {

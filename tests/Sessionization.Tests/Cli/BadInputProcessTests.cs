@@ -50,6 +50,90 @@ public sealed class BadInputProcessTests : IDisposable
         Assert.False(Directory.Exists(missing));
     }
 
+    [Fact]
+    public void Run_refuses_a_missing_base_directory_instead_of_creating_it()
+    {
+        var missing = _temp.Combine("dta");
+        AssertOneLineError(SessionizeProcess.Run(missing, "run"), 1, $"base directory {missing} does not exist");
+        Assert.False(Directory.Exists(missing));
+
+        var file = _temp.Combine("data.csv");
+        File.WriteAllText(file, "user_id,visit_time,page\n");
+        AssertOneLineError(SessionizeProcess.Run(file, "run"), 1, $"base directory {file} is a file, not a directory");
+    }
+
+    [Fact]
+    public void A_worker_waits_for_a_missing_base_directory_and_says_so()
+    {
+        using var worker = new RunningWorker(Data);
+        Assert.Contains($"base directory {Data} does not exist; waiting for it", worker.WaitFor("stderr: sessionize: worker: base directory"));
+        Assert.False(Directory.Exists(Data));
+
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        worker.WaitFor("batch 0: 1 file");
+        worker.Signal("TERM");
+        Assert.Equal("worker: stopping; no batch in flight", worker.WaitFor("worker: stopping"));
+    }
+
+    [Fact]
+    public void A_broken_configuration_file_is_refused_by_name()
+    {
+        var file = _temp.Combine("broken.conf");
+        foreach (var broken in new[] { "sessionization.gap = ${undefined}\n", "[1, 2]\n", "include \"missing.conf\"" })
+        {
+            File.WriteAllText(file, broken);
+            AssertOneLineError(SessionizeProcess.Run(Data, "run", "--config", file), 1, $"configuration file {file} is not valid HOCON");
+        }
+    }
+
+    [Theory]
+    [InlineData("SESSIONIZATION_MAX_FILES_PER_BATCH", "abc", "sessionization.max-files-per-batch 'abc' is not a whole number")]
+    [InlineData("SESSIONIZATION_CHECKPOINTS_RETAIN", "lots", "sessionization.checkpoints.retain 'lots' is not a whole number")]
+    [InlineData("SESSIONIZATION_POLL_INTERVAL", "soon", "sessionization.poll-interval 'soon' is not a duration")]
+    public void A_bad_environment_value_is_refused_naming_the_setting(string variable, string value, string expected)
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        AssertOneLineError(SessionizeProcess.RunWith(Data, null, new Dictionary<string, string> { [variable] = value }, "run"), 1, expected);
+    }
+
+    [Fact]
+    public void A_malformed_connection_string_is_refused_without_repeating_it()
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        var result = SessionizeProcess.Run(Data, "run", "--provider", "postgresql", "--connection-string", "Host=localhost;Password=s3cret;oops");
+        AssertOneLineError(result, 1, "sessionization.persistence.connection-string is not a PostgreSQL connection string");
+        Assert.DoesNotContain("s3cret", result.Err);
+    }
+
+    [Fact]
+    public void An_unknown_format_names_the_choices()
+    {
+        AssertOneLineError(SessionizeProcess.Run(Data, "read-tables", "--format", "xml"), 2, "--format 'xml' is not table, csv or json");
+        AssertOneLineError(SessionizeProcess.Run(Data, "read-tables", "--format", "1"), 2, "--format '1' is not table, csv or json");
+    }
+
+    [Fact]
+    public void A_negative_batch_to_rewind_to_is_refused_as_one_that_does_not_exist()
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        SessionizeProcess.Ok(Data, "run");
+        AssertOneLineError(SessionizeProcess.Run(Data, "run", "--from-batch", "-1"), 1, "batch -1 does not exist: batches are numbered from 0");
+    }
+
+    [Fact]
+    public void A_compressed_visits_file_is_refused_without_printing_its_bytes()
+    {
+        var file = _temp.Combine("visits.csv.gz");
+        using (var gzip = new System.IO.Compression.GZipStream(File.Create(file), System.IO.Compression.CompressionLevel.Optimal))
+            gzip.Write("user_id,visit_time,page\n1,2026-01-01T00:00:00Z,a\n"u8);
+
+        var result = SessionizeProcess.Run(Data, "append-visits", file);
+
+        AssertOneLineError(result, 1, $"{file}: not a CSV text file");
+        Assert.DoesNotContain('\uFFFD', result.Err);
+        Assert.False(Directory.Exists(Path.Combine(Data, "visits_table")));
+    }
+
     [Theory]
     [InlineData("user_id,visit_time,page\n1,2026-01-01T00:00:00Z,a\nx,2026-01-01T00:00:00Z,b\n", "line 3, column user_id: 'x' is not a 64-bit integer")]
     [InlineData("user_id,visit_time,page\n1,2026-01-01T00:00:00Z,a\n1,yesterday,b\n", "line 3, column visit_time: 'yesterday' is not an ISO-8601 timestamp")]

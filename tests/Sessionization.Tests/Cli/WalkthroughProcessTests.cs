@@ -202,5 +202,43 @@ public sealed partial class WalkthroughProcessTests : IDisposable
     [GeneratedRegex(@", (\d+) visits,")]
     private static partial Regex VisitCount();
 
+    [Fact]
+    public void The_demo_numbers_its_steps_as_the_seed_does_one_to_twelve_without_a_gap()
+    {
+        var demo = SessionizeProcess.Ok(null, "demo", "--base-dir", _temp.Combine("demo")).Out;
+
+        var steps = demo.Split('\n').Select(l => StepNumber().Match(l)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        Assert.Equal(Enumerable.Range(1, 12), steps);
+        Assert.Contains("|3      |page_4.html -> page_4.html -> page_1.html               |2           |", demo);
+    }
+
+    [Fact]
+    public void Status_gives_one_json_document_with_the_lag_in_versions()
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        var empty = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "status", "--format", "json").Out)!;
+        Assert.Null(empty["last_committed_batch"]);
+        Assert.Equal(1, (long)empty["visits_table_version"]!["behind"]!);
+
+        SessionizeProcess.Ok(Data, "run");
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        var status = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "status", "--format", "json").Out)!;
+
+        Assert.Equal(0, (long)status["last_committed_batch"]!["batch"]!);
+        Assert.Equal(4, (long)status["last_committed_batch"]!["visits"]!);
+        Assert.Equal([0L, 1L, 1L], new[] { "consumed", "available", "behind" }.Select(k => (long)status["visits_table_version"]![k]!));
+        Assert.Equal(3, (long)status["pending_sessions"]!);
+        Assert.Equal("batches", (string)status["sessions"]!);
+        Assert.Null(status["batch_in_flight"]);
+        Assert.True((bool)status["state_and_tables_agree"]!);
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", (string)status["latest_visit_time"]!);
+        var refused = SessionizeProcess.Run(Data, "status", "--format", "xml");
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("'xml'", refused.Err);
+    }
+
+    [GeneratedRegex(@"^(\d+)\. ")]
+    private static partial Regex StepNumber();
+
     public void Dispose() => _temp.Dispose();
 }

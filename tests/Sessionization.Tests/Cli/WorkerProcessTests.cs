@@ -10,6 +10,9 @@ public sealed class WorkerProcessTests : IDisposable
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
     private readonly TempDirectory _temp = new();
 
+    /// <summary>A worker is started on a base directory that exists and is empty; one that is missing is waited for (<see cref="BadInputProcessTests"/>).</summary>
+    public WorkerProcessTests() => Directory.CreateDirectory(Data);
+
     private string Data => _temp.Combine("data");
 
     [Fact]
