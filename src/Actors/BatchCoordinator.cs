@@ -36,6 +36,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private bool _agreementChecked;
     private UniqueKillSwitch? _polling;
     private DateTime _lastActivityUtc = DateTime.UtcNow;
+    private int _failuresInARow;
+    private DateTime _retryAtUtc = DateTime.MinValue;
 
     /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink, EventTimeStateStore? eventTimeStore = null)
@@ -80,7 +82,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor
                 _log.Error("the {0} actor stopped; no batch can run without it", t.ActorRef.Path.Name);
             Context.Stop(Self);
         });
-        Command<Poll>(_ => Next());
+        // After a failure the ticks go on, but the next attempt waits for its backoff.
+        Command<Poll>(_ =>
+        {
+            if (DateTime.UtcNow >= _retryAtUtc)
+                Next();
+        });
         Command<PollingStopped>(_ => { });
         Command<GetStatus>(_ => Sender.Tell(new StatusResult(State)));
         Command<Planned>(OnPlanned);
@@ -255,6 +262,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             Apply(e);
             var replayed = _coordination.Replaying;
             _coordination = _coordination.Committed();
+            (_failuresInARow, _retryAtUtc) = (0, DateTime.MinValue);
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;
             SaveSnapshot(State);
@@ -333,7 +341,11 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         _coordination = _coordination.Failed();
         ForgetLiveState();
-        // A worker reports the failure and tries the same batch again at its next poll; a drain run ends.
-        _reportTo?.Tell(new RunFailed(reason));
+        // A worker reports the failure and tries the same batch again once its backoff has passed; a drain run ends.
+        _failuresInARow++;
+        var delay = Backoff.Delay(_failuresInARow, _settings.RetryInitial, _settings.RetryMax);
+        _retryAtUtc = DateTime.UtcNow + delay;
+        _log.Warning("{0} (failure {1} in a row; trying again in {2})", reason, _failuresInARow, Durations.Format((long)delay.TotalMicroseconds));
+        _reportTo?.Tell(new RunFailed(reason) { RetryIn = delay, FailuresInARow = _failuresInARow });
     }
 }

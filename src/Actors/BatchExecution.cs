@@ -142,10 +142,24 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     internal static async Task<IReadOnlyList<VisitsRead>> ReadFilesAsync(BatchPlan plan, BadRowsMode badRows, string baseDirectory, IMaterializer materializer)
     {
         var visitsTable = VisitsTable.In(baseDirectory);
-        // Files are decoded side by side and taken in plan order, so the visits keep their commit order.
-        return await Source.From(plan.Files)
-            .SelectAsync(FilesInFlight, file => Task.Run(() => visitsTable.ReadFileAsync(file, badRows, plan.Batch)))
-            .RunWith(Sink.Seq<VisitsRead>(), materializer);
+        // Files are decoded side by side and taken in plan order, so the visits keep their commit order. A file that
+        // cannot be read is carried through as its failure rather than failing the stage: the batch fails with the
+        // file's own message, once, without the stream logging its own error line for it on every attempt.
+        var reads = await Source.From(plan.Files)
+            .SelectAsync(FilesInFlight, file => Task.Run(async () =>
+            {
+                try
+                {
+                    return (Read: await visitsTable.ReadFileAsync(file, badRows, plan.Batch), Failure: (System.Runtime.ExceptionServices.ExceptionDispatchInfo?)null);
+                }
+                catch (Exception e)
+                {
+                    return (Read: (VisitsRead?)null, Failure: System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e));
+                }
+            }))
+            .RunWith(Sink.Seq<(VisitsRead? Read, System.Runtime.ExceptionServices.ExceptionDispatchInfo? Failure)>(), materializer);
+        reads.FirstOrDefault(r => r.Failure is not null).Failure?.Throw();
+        return [.. reads.Select(r => r.Read!)];
     }
 
     private static async Task<Dictionary<long, StoredUserState>> LoadStatesAsync(long batch, IUserStateStore store)

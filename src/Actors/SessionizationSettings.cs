@@ -25,6 +25,12 @@ public sealed record SessionizationSettings(
     /// <summary>Batches without a visit after which a live entity passivates (<c>sessionization.user-sessions.passivate-after</c>).</summary>
     public int PassivateAfter { get; init; } = 1;
 
+    /// <summary>A worker's wait after its first failure in a row (<c>sessionization.retry.initial</c>); it doubles with each further one.</summary>
+    public TimeSpan RetryInitial { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest wait between a worker's attempts after failures (<c>sessionization.retry.max</c>).</summary>
+    public TimeSpan RetryMax { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>How sessions are cut (<c>sessionization.sessions</c>).</summary>
     public SessionRules Sessions { get; init; } = SessionRules.Batches;
 
@@ -49,6 +55,8 @@ public sealed record SessionizationSettings(
             PassivateAfter = Positive(c, "user-sessions.passivate-after", 1),
             CheckpointInterval = Int(c, "tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
             Sessions = SessionsFrom(c),
+            RetryInitial = c.HasPath("retry.initial") ? Time(c, "retry.initial") : TimeSpan.FromSeconds(1),
+            RetryMax = c.HasPath("retry.max") ? Time(c, "retry.max") : TimeSpan.FromMinutes(5),
         };
     }
 

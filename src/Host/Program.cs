@@ -101,15 +101,23 @@ public static class Program
                 return OutputFormat.Table;
             },
         };
-        var limit = new Option<int>("--limit") { Description = "Show at most this many rows per table in table format (0: all)", DefaultValueFactory = _ => 0 };
+        var limit = new Option<int?>("--limit") { Description = "Show at most this many rows per table, in every format (0: all; default 20 in table format, as Spark's show(), and all in csv and json)" };
+        limit.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 0)
+                result.AddError("--limit must be 0 (all rows) or more");
+        });
+        int Limit(ParseResult p) => p.GetValue(limit) ?? (p.GetValue(format) == OutputFormat.Table ? TableOutput.ShowDefaultRows : 0);
 
         var readTables = new Command("read-tables", "Print the visits table like Spark's show(truncate=False)") { format, limit };
-        readTables.SetAction(p => TableCommands.ReadTablesAsync(Context(p), p.GetValue(format), p.GetValue(limit)));
+        readTables.SetAction(p => TableCommands.ReadTablesAsync(Context(p), p.GetValue(format), Limit(p)));
         root.Subcommands.Add(readTables);
 
         var wide = new Option<bool>("--wide") { Description = "Add start_time, end_time, visit_count (and batch_number for sessions)" };
-        var readSessions = new Command("read-session-tables", "Print PENDING SESSIONS and SESSIONS ordered by batch_number, user_id") { format, limit, wide };
-        readSessions.SetAction(p => TableCommands.ReadSessionTablesAsync(Context(p), p.GetValue(format), p.GetValue(wide), p.GetValue(limit)));
+        var table = new Option<string?>("--table") { Description = "Only this table: pending or sessions (needed for csv, which holds one table per document)" };
+        table.AcceptOnlyFromAmong("pending", "sessions");
+        var readSessions = new Command("read-session-tables", "Print PENDING SESSIONS and SESSIONS ordered by batch_number, user_id") { format, limit, wide, table };
+        readSessions.SetAction(p => TableCommands.ReadSessionTablesAsync(Context(p), p.GetValue(format), p.GetValue(wide), Limit(p), p.GetValue(table)));
         root.Subcommands.Add(readSessions);
 
         var maxFiles = new Option<int?>("--max-files-per-batch") { Description = "Upper bound on visits-table data files per batch (default 1000)" };
@@ -178,7 +186,7 @@ public static class Program
             ct));
 
         var readQuarantine = new Command("read-quarantine", "Print the visits set aside by --bad-rows quarantine, with the reason") { format, limit };
-        readQuarantine.SetAction(p => TableCommands.ReadQuarantineAsync(Context(p), p.GetValue(format), p.GetValue(limit)));
+        readQuarantine.SetAction(p => TableCommands.ReadQuarantineAsync(Context(p), p.GetValue(format), Limit(p)));
         root.Subcommands.Add(readQuarantine);
         root.Subcommands.Add(worker);
 

@@ -40,7 +40,6 @@ public static class RunCommands
             context.Settings.PollInterval,
             context.Settings.BadRows,
             r => context.Output.WriteLine(Describe(r)),
-            reason => Console.Error.WriteLine($"sessionize: worker: {reason} (retrying at the next poll)"),
             stop);
         // Asked before the actors stop: a batch planned and not committed is run again by the next run or worker.
         context.Output.WriteLine(await StoppingLineAsync(runtime));

@@ -82,8 +82,11 @@ public static class TableCommands
         return 0;
     }
 
-    public static async Task<int> ReadSessionTablesAsync(CommandContext context, OutputFormat format, bool wide, int limit)
+    /// <param name="only">pending or sessions: that table alone; null: both (not in csv, which holds one table).</param>
+    public static async Task<int> ReadSessionTablesAsync(CommandContext context, OutputFormat format, bool wide, int limit, string? only = null)
     {
+        if (format == OutputFormat.Csv && only is null)
+            throw new UserFacingException("--format csv prints one table: add --table pending or --table sessions");
         context.RequireBaseDirectory();
         var pendingTable = SessionTable.Pending(context.BaseDirectory);
         var pending = await Sorted(pendingTable);
@@ -102,7 +105,7 @@ public static class TableCommands
         {
             Project("PENDING SESSIONS", "pending_sessions", pendingColumns, pending),
             Project("SESSIONS", "sessions", completedColumns, completed),
-        };
+        }.Where(t => only is null || t.JsonName == (only == "pending" ? "pending_sessions" : "sessions")).ToList();
         context.Output.Write(TableOutput.Render(tables, format, withTitles: true, limit));
         return 0;
     }

@@ -145,20 +145,23 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     public Task<int> RunUntilDrainedAsync(int maxFilesPerBatch, long? fromBatch, BadRowsMode badRows, bool endOfInput, Action<object> onReport, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Action<string> failuresEndTheRun = _ => { };
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, failuresEndTheRun, done, coordinator, true)));
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, done, coordinator, failuresEndTheRun: true)));
         cancellationToken.Register(() => done.TrySetCanceled());
         Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter, fromBatch, badRows, endOfInput));
         return done.Task;
     }
 
     /// <summary>Long-running: polls until <paramref name="stop"/> fires; failed batches are reported and retried.</summary>
-    public async Task PollUntilStoppedAsync(int maxFilesPerBatch, TimeSpan interval, BadRowsMode badRows, Action<object> onReport, Action<string> onFailure, CancellationToken stop)
+    /// <summary>
+    /// Polls until <paramref name="stop"/>. A failed batch is not reported here: the coordinator logs it, with its
+    /// backoff, as a warning (the log file, and a worker's standard error), and tries again when the backoff has passed.
+    /// </summary>
+    public async Task PollUntilStoppedAsync(int maxFilesPerBatch, TimeSpan interval, BadRowsMode badRows, Action<object> onReport, CancellationToken stop)
     {
         var never = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, onFailure, never, coordinator, false)));
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, never, coordinator, failuresEndTheRun: false)));
         Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter, badRows));
         await using (stop.Register(() => never.TrySetResult(0)))
             await never.Task;
@@ -210,7 +213,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// <summary>Receives the coordinator's reports at the edge and turns them into console output and a result.</summary>
     private sealed class RunReporter : ReceiveActor
     {
-        public RunReporter(Action<object> onReport, Action<string> onFailure, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
+        public RunReporter(Action<object> onReport, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
         {
             Context.Watch(coordinator);
             Context.System.EventStream.Subscribe(Self, typeof(CoordinatorFailed));
@@ -221,12 +224,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));
             Receive<RunFailed>(f =>
             {
+                // A worker's coordinator logged the failure and tries again after its backoff; if the coordinator is
+                // stopping instead (it published why first), the worker ends with that reason once it is gone.
                 if (failuresEndTheRun)
                     done.TrySetException(new UserFacingException(f.Reason));
-                else if (failure is null)
-                    onFailure(f.Reason);
-                // Otherwise the coordinator is stopping (it published why first): nothing will be retried, and
-                // the worker ends with that reason as soon as the coordinator is gone.
             });
             // The coordinator stops only when it cannot go on (its journal or snapshot store failed); say why.
             // Terminated overtakes ordinary messages, so the reason it published is read one message later.

@@ -112,6 +112,36 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
     }
 
     [Fact]
+    public void A_worker_backs_off_on_a_batch_that_keeps_failing_and_logs_each_failure()
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        var file = Directory.GetFiles(VisitsDir, "*.parquet").Single();
+        var bytes = File.ReadAllBytes(file);
+        File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+        var config = _temp.Combine("retry.conf");
+        File.WriteAllText(config, "sessionization.retry { initial = 200ms, max = 800ms }\n");
+
+        using (var worker = new RunningWorker(Data, "--config", config))
+        {
+            // The worker polls every 100 ms, but tries the broken batch again only when each wait has passed.
+            foreach (var (n, wait) in new[] { (1, "200ms"), (2, "400ms"), (3, "800ms"), (4, "800ms") })
+            {
+                var line = worker.WaitFor("stderr: sessionize: warning: visits_table/");
+                Assert.Contains(Path.GetFileName(file), line);
+                Assert.EndsWith($"(failure {n} in a row; trying again in {wait})", line);
+            }
+
+            worker.Signal("TERM");
+            worker.WaitFor("worker: stopping");
+            Assert.DoesNotContain(worker.Lines, l => l.Contains("An exception occured", StringComparison.Ordinal));
+        }
+
+        var log = File.ReadAllText(Path.Combine(Data, "state", "sessionize.log"));
+        Assert.Contains("(failure 1 in a row; trying again in 200ms)", log);
+        AssertNothingCommitted();
+    }
+
+    [Fact]
     public void A_truncated_data_file_fails_the_batch_naming_it()
     {
         SessionizeProcess.Ok(Data, "generate-new-rows");

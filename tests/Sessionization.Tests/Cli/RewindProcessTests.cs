@@ -8,7 +8,7 @@ public sealed class RewindProcessTests : IDisposable
     private string Data => _temp.Combine("data");
 
     private string Tables() =>
-        SessionizeProcess.Ok(Data, "read-session-tables", "--wide", "--format", "csv").Out;
+        SessionizeProcess.Ok(Data, "read-session-tables", "--wide", "--format", "json").Out;
 
     [Fact]
     public void Rewinding_to_a_retained_batch_takes_back_later_output_and_reprocessing_gives_the_same_tables()

@@ -28,13 +28,21 @@ public sealed class RunningWorker : IDisposable
 
     public Process Process { get; }
 
-    /// <summary>Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for messages.</summary>
+    /// <summary>Every line the worker printed that a <see cref="WaitFor"/> has looked at.</summary>
+    public List<string> Lines { get; } = [];
+
+    /// <summary>
+    /// Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for
+    /// messages. The patience is for the whole wait, so a worker that keeps printing other lines does not hold it forever.
+    /// </summary>
     public string WaitFor(string prefix)
     {
         var seen = new List<string>();
-        while (_lines.TryTake(out var line, Patience))
+        var deadline = DateTime.UtcNow + Patience;
+        while (deadline - DateTime.UtcNow is { Ticks: > 0 } left && _lines.TryTake(out var line, left))
         {
             seen.Add(line);
+            Lines.Add(line);
             if (line.StartsWith(prefix, StringComparison.Ordinal))
                 return line;
         }

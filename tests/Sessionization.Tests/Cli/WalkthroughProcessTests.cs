@@ -97,8 +97,10 @@ public sealed partial class WalkthroughProcessTests : IDisposable
         Assert.Contains("|user_id|concatenated_pages|batch_number|start_time                |end_time           |visit_count|", wide);
         Assert.Contains("|7      |a -> b            |0           |2026-02-15 13:23:19.045843|2026-02-15 13:23:20|2          |", wide);
 
-        var csv = SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv").Out;
-        Assert.Equal("# PENDING SESSIONS\nuser_id,concatenated_pages,batch_number\n7,a -> b,0\n\n# SESSIONS\nuser_id,concatenated_pages\n", csv);
+        // CSV is one table per document, so any CSV reader loads it.
+        Assert.Equal("user_id,concatenated_pages,batch_number\n7,a -> b,0\n", SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv", "--table", "pending").Out);
+        Assert.Equal("user_id,concatenated_pages\n", SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv", "--table", "sessions").Out);
+        Assert.Contains("--format csv prints one table: add --table pending or --table sessions", SessionizeProcess.Run(Data, "read-session-tables", "--format", "csv").Err);
 
         var json = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "read-session-tables", "--format", "json", "--wide").Out)!;
         Assert.Equal(7, (long)json["pending_sessions"]![0]!["user_id"]!);
@@ -210,6 +212,25 @@ public sealed partial class WalkthroughProcessTests : IDisposable
         var steps = demo.Split('\n').Select(l => StepNumber().Match(l)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value)).ToList();
         Assert.Equal(Enumerable.Range(1, 12), steps);
         Assert.Contains("|3      |page_4.html -> page_4.html -> page_1.html               |2           |", demo);
+    }
+
+    [Fact]
+    public void Readers_show_twenty_rows_by_default_as_spark_does_and_a_limit_applies_to_every_format()
+    {
+        SessionizeProcess.Ok(Data, "generate", "--users", "30", "--visits", "300", "--commits", "1", "--seed", "3");
+        SessionizeProcess.Ok(Data, "run");
+
+        var table = SessionizeProcess.Ok(Data, "read-session-tables", "--table", "pending").Out.Split('\n');
+        Assert.Equal(20, table.Count(l => Regex.IsMatch(l, @"^\|\d")));
+        Assert.Contains("only showing top 20 rows", table);
+        Assert.Equal(30, SessionizeProcess.Ok(Data, "read-session-tables", "--table", "pending", "--limit", "0").Out.Split('\n').Count(l => Regex.IsMatch(l, @"^\|\d")));
+
+        Assert.Equal(1 + 30, SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv", "--table", "pending").Out.TrimEnd('\n').Split('\n').Length);
+        Assert.Equal(1 + 5, SessionizeProcess.Ok(Data, "read-session-tables", "--format", "csv", "--table", "pending", "--limit", "5").Out.TrimEnd('\n').Split('\n').Length);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "read-session-tables", "--format", "json", "--limit", "3").Out)!;
+        Assert.Equal(3, json["pending_sessions"]!.AsArray().Count);
+        Assert.Equal(4, SessionizeProcess.Ok(Data, "read-tables", "--format", "csv", "--limit", "3").Out.TrimEnd('\n').Split('\n').Length);
+        Assert.Contains("--limit must be 0 (all rows) or more", SessionizeProcess.Run(Data, "read-tables", "--limit", "-1").Err);
     }
 
     [Fact]
