@@ -195,25 +195,30 @@ public sealed class EventTimeStateStore
     /// <summary>Puts back the before-images of <paramref name="batch"/> and every later batch, the latest first.</summary>
     private async Task<long> TakeBackAsync(DbConnection connection, DbTransaction transaction, long batch, CancellationToken cancellationToken)
     {
-        var parts = new List<byte[]>();
-        await using (var read = Command(connection, transaction, $"SELECT before_images FROM {_undo} WHERE batch >= @from ORDER BY batch DESC, part DESC"))
+        // The parts are listed first and read one at a time: a rewind over many large batches holds one part, not all.
+        var parts = new List<(long Batch, int Part)>();
+        await using (var list = Command(connection, transaction, $"SELECT batch, part FROM {_undo} WHERE batch >= @from ORDER BY batch DESC, part DESC"))
         {
-            Parameter(read, "@from", batch);
-            await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+            Parameter(list, "@from", batch);
+            await using var reader = await list.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
-                parts.Add((byte[])reader.GetValue(0));
+                parts.Add((reader.GetInt64(0), reader.GetInt32(1)));
         }
 
         if (parts.Count == 0)
             return 0;
+        await using var read = Command(connection, transaction, $"SELECT before_images FROM {_undo} WHERE batch = @batch AND part = @part");
+        var (readBatch, readPart) = (Parameter(read, "@batch", 0L), Parameter(read, "@part", 0));
         var users = new HashSet<long>();
         await using var restore = Command(
             connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state");
         var (restoreUser, restoreDeadline, restoreState) = (Parameter(restore, "@user", 0L), Parameter(restore, "@deadline", 0L), Parameter(restore, "@state", Array.Empty<byte>()));
         await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
         var deleteUser = Parameter(delete, "@user", 0L);
-        foreach (var part in parts)
+        foreach (var (partBatch, partNumber) in parts)
         {
+            (readBatch.Value, readPart.Value) = (partBatch, partNumber);
+            var part = (byte[])(await read.ExecuteScalarAsync(cancellationToken))!;
             foreach (var (user, had) in UndoWriter.Read(part))
             {
                 users.Add(user);
