@@ -346,6 +346,6 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         var delay = Backoff.Delay(_failuresInARow, _settings.RetryInitial, _settings.RetryMax);
         _retryAtUtc = DateTime.UtcNow + delay;
         _log.Warning("{0} (failure {1} in a row; trying again in {2})", reason, _failuresInARow, Durations.Format((long)delay.TotalMicroseconds));
-        _reportTo?.Tell(new RunFailed(reason) { RetryIn = delay, FailuresInARow = _failuresInARow });
+        _reportTo?.Tell(new RunFailed(reason));
     }
 }

@@ -138,13 +138,8 @@ public static class CoordinatorProtocol
 
     public sealed record RunFinished(int Batches);
 
-    /// <summary>A batch failed; a worker tries again after <see cref="RetryIn"/>, its <see cref="FailuresInARow"/>th failure in a row.</summary>
-    public sealed record RunFailed(string Reason)
-    {
-        public TimeSpan RetryIn { get; init; }
-
-        public int FailuresInARow { get; init; } = 1;
-    }
+    /// <summary>A batch failed: a drain run ends with it; a worker's coordinator has logged it and tries again after its backoff.</summary>
+    public sealed record RunFailed(string Reason);
 
     /// <summary>Published on the event stream when the coordinator cannot go on (its journal or snapshot store failed); it stops after this.</summary>
     public sealed record CoordinatorFailed(string Reason);

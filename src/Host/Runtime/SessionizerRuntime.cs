@@ -152,7 +152,6 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         return done.Task;
     }
 
-    /// <summary>Long-running: polls until <paramref name="stop"/> fires; failed batches are reported and retried.</summary>
     /// <summary>
     /// Polls until <paramref name="stop"/>. A failed batch is not reported here: the coordinator logs it, with its
     /// backoff, as a warning (the log file, and a worker's standard error), and tries again when the backoff has passed.

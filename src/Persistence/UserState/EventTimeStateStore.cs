@@ -72,9 +72,11 @@ public sealed class EventTimeStateStore
     /// <summary>The users' current states, and the before-images rewinds put back; a table pair per pipeline.</summary>
     public static (string Users, string Undo) TablesFor(string? pipelineId)
     {
-        var suffix = pipelineId is null ? "" : "_" + Guid.Parse(pipelineId).ToString("N");
+        var suffix = Suffix(pipelineId);
         return ("event_time_users" + suffix, "event_time_undo" + suffix);
     }
+
+    private static string Suffix(string? pipelineId) => pipelineId is null ? "" : "_" + Guid.Parse(pipelineId).ToString("N");
 
     /// <summary>
     /// Records the users' states after <paramref name="batch"/> in one transaction, each with the row it replaces as the
@@ -88,10 +90,8 @@ public sealed class EventTimeStateStore
         await using var connection = await OpenWriterAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await TakeBackAsync(connection, transaction, batch, cancellationToken);
-        await using var update = Command(connection, transaction, $"UPDATE {_users} SET deadline = @deadline, state = @state WHERE user_id = @user");
-        var (updateUser, updateDeadline, updateState) = (Parameter(update, "@user", 0L), Parameter(update, "@deadline", 0L), Parameter(update, "@state", Array.Empty<byte>()));
-        await using var insert = Command(connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
-        var (insertUser, insertDeadline, insertState) = (Parameter(insert, "@user", 0L), Parameter(insert, "@deadline", 0L), Parameter(insert, "@state", Array.Empty<byte>()));
+        await using var update = new RowStatement(connection, transaction, $"UPDATE {_users} SET deadline = @deadline, state = @state WHERE user_id = @user");
+        await using var insert = new RowStatement(connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
         await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
         var deleteUser = Parameter(delete, "@user", 0L);
         var undo = new UndoWriter(this, connection, transaction, batch);
@@ -108,16 +108,10 @@ public sealed class EventTimeStateStore
                 deleteUser.Value = row.UserId;
                 changed = await delete.ExecuteNonQueryAsync(cancellationToken);
             }
-            else if (before is not null)
-            {
-                (updateUser.Value, updateDeadline.Value, updateState.Value) = (row.UserId, row.Deadline!.Value, row.State);
-                changed = await update.ExecuteNonQueryAsync(cancellationToken);
-            }
             else
             {
                 // A plain insert: a user said to have no row that has one fails here instead of losing its before-image.
-                (insertUser.Value, insertDeadline.Value, insertState.Value) = (row.UserId, row.Deadline!.Value, row.State);
-                changed = await insert.ExecuteNonQueryAsync(cancellationToken);
+                changed = await (before is not null ? update : insert).ExecuteAsync(row, cancellationToken);
             }
 
             if (changed != 1)
@@ -135,7 +129,7 @@ public sealed class EventTimeStateStore
         await using var connection = Open();
         // The ids go as one value per query (a JSON array on SQLite, an array on PostgreSQL): a parameter each would
         // cost a lookup by name among all of the statement's parameters, for every one of them.
-        var ids = _sqlite ? $"(SELECT value FROM json_each(@ids))" : "ANY(@ids)";
+        var ids = _sqlite ? "(SELECT value FROM json_each(@ids))" : "ANY(@ids)";
         await using var command = Command(connection, null, $"SELECT user_id, deadline, state FROM {_users} WHERE user_id {(_sqlite ? "IN" : "=")} {ids}");
         var parameter = Parameter(command, "@ids", _sqlite ? "[]" : Array.Empty<long>());
         foreach (var chunk in users.Order().Chunk(UsersPerQuery))
@@ -210,9 +204,8 @@ public sealed class EventTimeStateStore
         await using var read = Command(connection, transaction, $"SELECT before_images FROM {_undo} WHERE batch = @batch AND part = @part");
         var (readBatch, readPart) = (Parameter(read, "@batch", 0L), Parameter(read, "@part", 0));
         var users = new HashSet<long>();
-        await using var restore = Command(
+        await using var restore = new RowStatement(
             connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state");
-        var (restoreUser, restoreDeadline, restoreState) = (Parameter(restore, "@user", 0L), Parameter(restore, "@deadline", 0L), Parameter(restore, "@state", Array.Empty<byte>()));
         await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
         var deleteUser = Parameter(delete, "@user", 0L);
         foreach (var (partBatch, partNumber) in parts)
@@ -229,8 +222,7 @@ public sealed class EventTimeStateStore
                 }
                 else
                 {
-                    (restoreUser.Value, restoreDeadline.Value, restoreState.Value) = (user, had.Deadline!.Value, had.State);
-                    await restore.ExecuteNonQueryAsync(cancellationToken);
+                    await restore.ExecuteAsync(had, cancellationToken);
                 }
             }
         }
@@ -245,8 +237,7 @@ public sealed class EventTimeStateStore
     /// The first layout kept every user's rows of every batch in one table; it is not read, and not silently
     /// replaced: the state is rebuilt from the visits by rewinding to batch 0 once the old table is gone.
     /// </summary>
-    private static string TableOfEarlierLayout(string? pipelineId) =>
-        pipelineId is null ? "event_time_states" : "event_time_states_" + Guid.Parse(pipelineId).ToString("N");
+    private static string TableOfEarlierLayout(string? pipelineId) => "event_time_states" + Suffix(pipelineId);
 
     private void RefuseEarlierLayout(DbConnection connection, string table, string where)
     {
@@ -316,6 +307,30 @@ public sealed class EventTimeStateStore
         parameter.Value = value;
         command.Parameters.Add(parameter);
         return parameter;
+    }
+
+    /// <summary>A prepared statement that writes one user's row: its id, deadline and state.</summary>
+    private sealed class RowStatement : IAsyncDisposable
+    {
+        private readonly DbCommand _command;
+        private readonly DbParameter _user;
+        private readonly DbParameter _deadline;
+        private readonly DbParameter _state;
+
+        public RowStatement(DbConnection connection, DbTransaction transaction, string sql)
+        {
+            _command = Command(connection, transaction, sql);
+            (_user, _deadline, _state) = (Parameter(_command, "@user", 0L), Parameter(_command, "@deadline", 0L), Parameter(_command, "@state", Array.Empty<byte>()));
+        }
+
+        /// <summary>Writes <paramref name="row"/>, which keeps something (has a deadline); returns the rows changed.</summary>
+        public Task<int> ExecuteAsync(EventTimeStateRow row, CancellationToken cancellationToken)
+        {
+            (_user.Value, _deadline.Value, _state.Value) = (row.UserId, row.Deadline!.Value, row.State);
+            return _command.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        public ValueTask DisposeAsync() => _command.DisposeAsync();
     }
 
     /// <summary>

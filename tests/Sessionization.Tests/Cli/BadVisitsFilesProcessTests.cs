@@ -59,6 +59,16 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
         await group.WriteAsync<DateTime>(time, new[] { DateTime.UtcNow });
     }
 
+    /// <summary>The seed's first rows, committed, with their one data file cut in half: the commit stands, the file does not read.</summary>
+    private string SeedRowsWithTheirFileTruncated()
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        var file = Directory.GetFiles(VisitsDir, "*.parquet").Single();
+        var bytes = File.ReadAllBytes(file);
+        File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+        return file;
+    }
+
     private void AssertNothingCommitted()
     {
         // The run creates the empty output tables before its first batch; no batch may reach them.
@@ -114,10 +124,7 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
     [Fact]
     public void A_worker_backs_off_on_a_batch_that_keeps_failing_and_logs_each_failure()
     {
-        SessionizeProcess.Ok(Data, "generate-new-rows");
-        var file = Directory.GetFiles(VisitsDir, "*.parquet").Single();
-        var bytes = File.ReadAllBytes(file);
-        File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+        var file = SeedRowsWithTheirFileTruncated();
         var config = _temp.Combine("retry.conf");
         File.WriteAllText(config, "sessionization.retry { initial = 200ms, max = 800ms }\n");
 
@@ -144,10 +151,7 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
     [Fact]
     public void A_truncated_data_file_fails_the_batch_naming_it()
     {
-        SessionizeProcess.Ok(Data, "generate-new-rows");
-        var file = Directory.GetFiles(VisitsDir, "*.parquet").Single();
-        var bytes = File.ReadAllBytes(file);
-        File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+        var file = SeedRowsWithTheirFileTruncated();
 
         AssertFails(SessionizeProcess.Run(Data, "run"), Path.GetFileName(file), "not a readable Parquet file");
         AssertNothingCommitted();
