@@ -4,6 +4,8 @@ using Akka.Persistence;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Sessionization.Domain;
+using Sessionization.Persistence;
+using Sessionization.Persistence.Delta;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
 using static Sessionization.Actors.CoordinatorProtocol;
@@ -27,6 +29,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly EventTimeSessionPolicy _policy;
     private readonly IActorRef _sink;
     private readonly VisitsTable _visits;
+    private readonly VisitsBacklog _backlog;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
@@ -37,6 +40,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private UniqueKillSwitch? _polling;
     private DateTime _lastActivityUtc = DateTime.UtcNow;
     private int _failuresInARow;
+    private string? _lastFailure;
     private DateTime _retryAtUtc = DateTime.MinValue;
 
     /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
@@ -49,6 +53,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         _policy = new EventTimeSessionPolicy(settings.Sessions.EventTime);
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
+        _backlog = new VisitsBacklog(_visits);
         // Without its user sessions or its sink no batch can finish: the coordinator stops rather than wait for
         // answers that will not come, so a run ends with the reason and a worker's supervisor restarts it.
         Context.Watch(userSessions);
@@ -56,6 +61,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
         Recover<SnapshotOffer>(offer => _coordination = _coordination with { State = (CoordinatorState)offer.Snapshot });
         Recover<ICoordinatorEvent>(e => _coordination = _coordination.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
+        Recover<RecoveryCompleted>(_ => SessionizationMetrics.Publish(g => g with { OpenSessions = State.LastCommitted?.Pending ?? 0 }));
 
         Command<RunUntilDrained>(m =>
         {
@@ -90,6 +96,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         });
         Command<PollingStopped>(_ => { });
         Command<GetStatus>(_ => Sender.Tell(new StatusResult(State)));
+        Command<GetHealth>(_ => Sender.Tell(new HealthResult(_polling is not null, _failuresInARow, _failuresInARow > 0 ? _retryAtUtc : null, _lastFailure)));
         Command<Planned>(OnPlanned);
         Command<PlanFailed>(f => Failed(f.Reason));
         Command<BatchExecuted>(OnExecuted);
@@ -179,9 +186,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             case CoordinatorStep.PlanBatch plan:
                 var visits = _visits;
                 var idle = IdleWatermark();
+                var backlog = _backlog;
                 Task.Run(() =>
                     {
-                        var limit = plan.UpToVersion ?? visits.Delta.LatestVersion() ?? -1;
+                        var latest = visits.Delta.LatestVersion() ?? -1;
+                        MeasureBacklog(backlog, plan.Cursor, latest);
+                        var limit = plan.UpToVersion ?? latest;
                         return new Planned(BatchPlanner.PlanNext(plan.Batch, plan.Cursor, visits.FilesFrom(plan.Cursor), plan.MaxFilesPerBatch, limit), limit, idle);
                     })
                     .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
@@ -262,7 +272,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             Apply(e);
             var replayed = _coordination.Replaying;
             _coordination = _coordination.Committed();
-            (_failuresInARow, _retryAtUtc) = (0, DateTime.MinValue);
+            (_failuresInARow, _retryAtUtc, _lastFailure) = (0, DateTime.MinValue, null);
+            Measure(executed);
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;
             SaveSnapshot(State);
@@ -277,6 +288,30 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             });
             Next();
         });
+    }
+
+    /// <summary>The backlog the worker is about to work on; a table that cannot be measured leaves the gauges as they were.</summary>
+    private static void MeasureBacklog(VisitsBacklog backlog, SourceCursor from, long latest)
+    {
+        try
+        {
+            var measured = backlog.Measure(from, latest);
+            SessionizationMetrics.Publish(g => g with { VersionsBehind = measured.Versions, VisitsBehind = measured.Visits, OldestUnprocessedCommit = measured.OldestCommit });
+        }
+        catch (Exception e) when (e is IOException or DeltaTableException or UnauthorizedAccessException)
+        {
+            // The plan reads the same commits and reports the failure.
+        }
+    }
+
+    private static void Measure(BatchExecuted executed)
+    {
+        SessionizationMetrics.BatchesCommitted.Add(1);
+        SessionizationMetrics.VisitsProcessed.Add(executed.Visits);
+        SessionizationMetrics.BatchVisits.Record(executed.Visits);
+        SessionizationMetrics.BatchUsers.Record(executed.ActiveUsers);
+        SessionizationMetrics.BatchDuration.Record(executed.Elapsed.TotalSeconds);
+        SessionizationMetrics.Publish(g => g with { OpenSessions = executed.Pending, FailuresInARow = 0, RetryAt = null });
     }
 
     private void OnCheckpointSaved(SaveSnapshotSuccess saved)
@@ -345,6 +380,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         _failuresInARow++;
         var delay = Backoff.Delay(_failuresInARow, _settings.RetryInitial, _settings.RetryMax);
         _retryAtUtc = DateTime.UtcNow + delay;
+        _lastFailure = reason;
+        SessionizationMetrics.BatchesFailed.Add(1);
+        var (failures, retryAt) = (_failuresInARow, new DateTimeOffset(_retryAtUtc, TimeSpan.Zero));
+        SessionizationMetrics.Publish(g => g with { FailuresInARow = failures, RetryAt = retryAt });
         _log.Warning("{0} (failure {1} in a row; trying again in {2})", reason, _failuresInARow, Durations.Format((long)delay.TotalMicroseconds));
         _reportTo?.Tell(new RunFailed(reason));
     }

@@ -154,4 +154,20 @@ public static class CoordinatorProtocol
     }
 
     public sealed record StatusResult(CoordinatorState State);
+
+    /// <summary>Asks a coordinator how it is doing; answered with <see cref="HealthResult"/> once it has recovered.</summary>
+    public sealed class GetHealth
+    {
+        public static GetHealth Instance { get; } = new();
+
+        private GetHealth()
+        {
+        }
+    }
+
+    /// <param name="Polling">A worker's polling has started.</param>
+    /// <param name="FailuresInARow">Failed attempts since the last commit.</param>
+    /// <param name="RetryAtUtc">When the next attempt is due, while backing off.</param>
+    /// <param name="LastFailure">Why the last attempt failed, while backing off.</param>
+    public sealed record HealthResult(bool Polling, int FailuresInARow, DateTime? RetryAtUtc, string? LastFailure);
 }

@@ -169,9 +169,15 @@ public static class Program
         root.Subcommands.Add(run);
 
         var poll = new Option<string?>("--poll-interval") { Description = "How often to look for new commits, e.g. 1s, 500ms, 2m (default 1s)" };
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics on /metrics and health on /healthz, /readyz at this port (every interface; default off)" };
+        metricsPort.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 1 or > 65535)
+                result.AddError("--metrics-port must be a TCP port, 1-65535");
+        });
         var worker = new Command("worker", "Long-running: poll for new commits and process them; stops cleanly on SIGINT/SIGTERM")
         {
-            maxFiles, poll, badRows, provider, connection, mode, gap, maxDuration, watermarkDelay, allowedLateness, idleClose,
+            maxFiles, poll, badRows, provider, connection, mode, gap, maxDuration, watermarkDelay, allowedLateness, idleClose, metricsPort,
         };
         worker.SetAction((p, ct) => RunCommands.WorkerAsync(
             SessionContext(
@@ -183,7 +189,8 @@ public static class Program
                 ConnectionString: p.GetValue(connection),
                 BadRows: p.GetValue(badRows)),
                 worker: true),
-            ct));
+            ct,
+            p.GetValue(metricsPort)));
 
         var readQuarantine = new Command("read-quarantine", "Print the visits set aside by --bad-rows quarantine, with the reason") { format, limit };
         readQuarantine.SetAction(p => TableCommands.ReadQuarantineAsync(Context(p), p.GetValue(format), Limit(p)));

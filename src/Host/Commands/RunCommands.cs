@@ -26,14 +26,21 @@ public static class RunCommands
         return 0;
     }
 
-    public static async Task<int> WorkerAsync(CommandContext context, CancellationToken stop)
+    public static async Task<int> WorkerAsync(CommandContext context, CancellationToken stop, int? metricsPort = null)
     {
+        // The endpoint comes up first: a worker waiting for its base directory is alive and says why it is not ready.
+        await using var endpoint = metricsPort is { } port ? await ServiceEndpoint.StartAsync(port, stop) : null;
+        if (endpoint is not null)
+            context.Output.WriteLine($"worker: metrics on http://0.0.0.0:{endpoint.Port}/metrics, health on /healthz and /readyz");
+        endpoint?.NotReady($"base directory {context.BaseDirectory} does not exist");
         if (!await BaseDirectoryAppearedAsync(context, stop))
             return 0;
+        endpoint?.NotReady("starting");
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "worker");
         // A service's warnings belong on its standard error, where its supervisor collects them.
         var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.log-to-console = on").WithFallback(context.Config);
         await using var runtime = await SessionizerRuntime.StartAsync(config, context.Settings, stop);
+        endpoint?.Attach(runtime);
         context.Output.WriteLine($"worker: polling {VisitsTable.In(context.BaseDirectory).Delta.Root} every {context.Settings.PollInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s; Ctrl+C or SIGTERM stops");
         await runtime.PollUntilStoppedAsync(
             context.Settings.MaxFilesPerBatch,
@@ -41,6 +48,7 @@ public static class RunCommands
             context.Settings.BadRows,
             r => context.Output.WriteLine(Describe(r)),
             stop);
+        endpoint?.NotReady("stopping");
         // Asked before the actors stop: a batch planned and not committed is run again by the next run or worker.
         context.Output.WriteLine(await StoppingLineAsync(runtime));
         return 0;

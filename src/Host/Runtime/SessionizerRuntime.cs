@@ -3,10 +3,12 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Sessionization.Actors;
 using Sessionization.Domain;
+using Sessionization.Persistence;
 using Sessionization.Host.Configuration;
 using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
@@ -35,6 +37,9 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 
     public ActorSystem System { get; }
 
+    /// <summary>The host's services: its health checks among them.</summary>
+    public IServiceProvider Services => _host.Services;
+
     /// <summary>
     /// Starts the actor system for the base directory's pipeline (see <see cref="Pipelines"/>); a base directory
     /// without output tables gets a new pipeline and its empty tables first.
@@ -60,15 +65,23 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         try
         {
             if (SessionizationConfig.IsSqlite(config))
-                PrepareSqlite(SessionizationConfig.StateDirectory(settings.BaseDirectory));
+            {
+                var stateDirectory = SessionizationConfig.StateDirectory(settings.BaseDirectory);
+                PrepareSqlite(stateDirectory);
+                SessionizationMetrics.MeasureStateWith(() => StateFilesSize(stateDirectory));
+            }
 
             var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
             builder.Logging.ClearProviders();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
+            // The checks Akka.Hosting registers below are run by this service (a worker's /healthz and /readyz).
+            builder.Services.AddHealthChecks();
             builder.Services.AddAkka("sessionization", akka =>
             {
                 akka.AddHocon(config, HoconAddMode.Append);
                 akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props(warmedUp), "persistence-warm-up"));
+                akka.WithActorSystemLivenessCheck(tags: [ServiceEndpoint.LivenessTag]);
+                akka.WithHealthCheck("batch-coordinator", CoordinatorReadinessAsync, HealthStatus.Unhealthy, [ServiceEndpoint.ReadinessTag]);
             });
 
             host = builder.Build();
@@ -100,6 +113,46 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 
             store?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A worker is ready when its coordinator has recovered (it answers only then), is polling, and its last attempt
+    /// did not fail (it is not backing off).
+    /// </summary>
+    private static async Task<HealthCheckResult> CoordinatorReadinessAsync(ActorSystem system, ActorRegistry registry, CancellationToken cancellationToken)
+    {
+        if (!registry.TryGet<BatchCoordinator>(out var coordinator))
+            return HealthCheckResult.Unhealthy("the batch coordinator has not started");
+        HealthResult health;
+        try
+        {
+            health = await coordinator.Ask<HealthResult>(GetHealth.Instance, TimeSpan.FromSeconds(2), cancellationToken);
+        }
+        catch (AskTimeoutException)
+        {
+            return HealthCheckResult.Unhealthy("the batch coordinator did not answer within 2s (recovering, or stopped)");
+        }
+
+        if (health.FailuresInARow > 0)
+        {
+            return HealthCheckResult.Unhealthy(string.Create(
+                global::System.Globalization.CultureInfo.InvariantCulture,
+                $"backing off after {health.FailuresInARow} failure{(health.FailuresInARow == 1 ? "" : "s")} in a row; next attempt at {health.RetryAtUtc:yyyy-MM-ddTHH:mm:ss}Z: {health.LastFailure}"));
+        }
+
+        return health.Polling ? HealthCheckResult.Healthy("polling") : HealthCheckResult.Unhealthy("not polling yet");
+    }
+
+    private static long? StateFilesSize(string stateDirectory)
+    {
+        try
+        {
+            return new DirectoryInfo(stateDirectory).EnumerateFiles().Sum(f => f.Length);
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Data.Common;
+using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Sessionization.Domain;
@@ -119,7 +120,9 @@ public sealed class EventTimeStateStore
         }
 
         await undo.FlushAsync(cancellationToken);
+        var committing = Stopwatch.GetTimestamp();
         await transaction.CommitAsync(cancellationToken);
+        SessionizationMetrics.StoreFlushDuration.Record(Stopwatch.GetElapsedTime(committing).TotalSeconds, new KeyValuePair<string, object?>("store", "event-time"));
     }
 
     /// <summary>The current rows of <paramref name="users"/>; a user without one has kept nothing.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -127,6 +128,7 @@ public sealed class UserStateStore : IUserStateStore
 
     public async Task FlushAsync(long batch)
     {
+        var started = Stopwatch.GetTimestamp();
         try
         {
             await Enqueue((_, _) => Task.CompletedTask);
@@ -138,6 +140,7 @@ public sealed class UserStateStore : IUserStateStore
 
         if (_failures.TryRemove(batch, out var failure))
             throw failure;
+        SessionizationMetrics.StoreFlushDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("store", "user-sessions"));
     }
 
     /// <summary>
