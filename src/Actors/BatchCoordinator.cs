@@ -41,6 +41,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private DateTime _lastActivityUtc = DateTime.UtcNow;
     private int _failuresInARow;
     private string? _lastFailure;
+    private CoordinatorActivity _activity;
     private DateTime _retryAtUtc = DateTime.MinValue;
 
     /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
@@ -54,6 +55,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         _sink = sink;
         _visits = VisitsTable.In(settings.BaseDirectory);
         _backlog = new VisitsBacklog(_visits);
+        _activity = CoordinatorActivity.Read(settings.BaseDirectory);
         // Without its user sessions or its sink no batch can finish: the coordinator stops rather than wait for
         // answers that will not come, so a run ends with the reason and a worker's supervisor restarts it.
         Context.Watch(userSessions);
@@ -274,6 +276,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             _coordination = _coordination.Committed();
             (_failuresInARow, _retryAtUtc, _lastFailure) = (0, DateTime.MinValue, null);
             Measure(executed);
+            Report(new CoordinatorActivity(plan.Batch, DateTimeOffset.UtcNow, executed.Elapsed.TotalMilliseconds, executed.Visits, 0, null, null));
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;
             SaveSnapshot(State);
@@ -301,6 +304,20 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         catch (Exception e) when (e is IOException or DeltaTableException or UnauthorizedAccessException)
         {
             // The plan reads the same commits and reports the failure.
+        }
+    }
+
+    /// <summary>Tells <c>status</c> in another process what happened; a report that cannot be written is only a warning.</summary>
+    private void Report(CoordinatorActivity activity)
+    {
+        _activity = activity;
+        try
+        {
+            activity.Write(_settings.BaseDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("the coordinator's activity report was not written: {0}", e.Message);
         }
     }
 
@@ -384,6 +401,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         SessionizationMetrics.BatchesFailed.Add(1);
         var (failures, retryAt) = (_failuresInARow, new DateTimeOffset(_retryAtUtc, TimeSpan.Zero));
         SessionizationMetrics.Publish(g => g with { FailuresInARow = failures, RetryAt = retryAt });
+        Report(_activity with { FailuresInARow = failures, NextAttemptAt = retryAt, LastFailure = reason });
         _log.Warning("{0} (failure {1} in a row; trying again in {2})", reason, _failuresInARow, Durations.Format((long)delay.TotalMicroseconds));
         _reportTo?.Tell(new RunFailed(reason));
     }

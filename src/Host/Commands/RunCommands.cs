@@ -3,6 +3,7 @@ using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
 using Sessionization.Host.Runtime;
+using Sessionization.Persistence;
 using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Host.Commands;
@@ -155,7 +156,13 @@ public static class RunCommands
         }
 
         var disagreement = StateAgreement.Check(state, OutputTables.Batches(context.BaseDirectory));
-        var status = new Status(context.BaseDirectory, pipeline?.PipelineId, state, available, pending, disagreement);
+        var backlog = available is { } latest ? new VisitsBacklog(visits).Measure(state.Cursor, latest) : null;
+        var status = new Status(context.BaseDirectory, pipeline?.PipelineId, state, available, pending, disagreement)
+        {
+            Backlog = backlog,
+            Activity = CoordinatorActivity.Read(context.BaseDirectory),
+            Coordinator = CoordinatorLock.ActiveOwner(stateDirectory),
+        };
         context.Output.Write(json ? status.ToJson() : status.ToText());
         return disagreement is null ? 0 : 1;
     }
@@ -167,6 +174,34 @@ public static class RunCommands
 
         /// <summary>Visits-table versions committed and not yet consumed by a committed batch.</summary>
         private long? VersionsBehind => Available is { } a ? a - (Consumed ?? -1) : null;
+
+        public Backlog? Backlog { get; init; }
+
+        public CoordinatorActivity Activity { get; init; } = CoordinatorActivity.None;
+
+        /// <summary>Who holds the coordinator lock now (a run or a worker), or null.</summary>
+        public string? Coordinator { get; init; }
+
+        private double? LagSeconds => Backlog?.OldestCommit is { } oldest ? Math.Max(0, (DateTimeOffset.UtcNow - oldest).TotalSeconds) : Backlog is null ? null : 0;
+
+        /// <summary>A failure counts as backing off only while a coordinator runs to try again; otherwise it is the last attempt's outcome.</summary>
+        private bool BackingOff => Activity.FailuresInARow > 0 && Coordinator is not null;
+
+        private string LastBatchText => Activity.LastBatch is { } batch
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"batch {batch} took {Activity.LastBatchDurationMs:F0} ms for {Activity.LastBatchVisits} visits ({Activity.LastBatchRate:F0} visits/s), committed {Activity.LastBatchCommittedAt:yyyy-MM-dd HH:mm:ss} UTC")
+            : "not recorded (no batch committed by this version yet)";
+
+        private string LagText => Backlog is not { Versions: > 0 } b
+            ? "none"
+            : string.Create(CultureInfo.InvariantCulture, $"{b.Versions} version{(b.Versions == 1 ? "" : "s")}, {b.Visits} visits; oldest unprocessed commit {LagSeconds:F0} s ago");
+
+        private string BackoffText => Activity.FailuresInARow == 0
+            ? "none"
+            : BackingOff
+                ? string.Create(CultureInfo.InvariantCulture, $"{Activity.FailuresInARow} failure{(Activity.FailuresInARow == 1 ? "" : "s")} in a row; next attempt at {Activity.NextAttemptAt:yyyy-MM-dd HH:mm:ss} UTC: {Activity.LastFailure}")
+                : $"none running; the last attempt failed: {Activity.LastFailure}";
 
         public string ToText()
         {
@@ -196,6 +231,10 @@ public static class RunCommands
             o.WriteLine($"sessions:               {SessionRules.RecordedIn(State) ?? "not recorded yet (no batch)"}");
             if (State.WatermarkMicros is { } watermark)
                 o.WriteLine($"watermark:              {(watermark == Watermark.None ? "none yet" : Timestamps.ToSparkString(watermark) + " UTC")}");
+            o.WriteLine($"coordinator:            {Coordinator ?? "none running"}");
+            o.WriteLine($"last batch:             {LastBatchText}");
+            o.WriteLine($"lag:                    {LagText}");
+            o.WriteLine($"backoff:                {BackoffText}");
             o.WriteLine($"batch in flight:        {(State.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
             if (State.RewindingTo is { } rewinding)
                 o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
@@ -221,6 +260,29 @@ public static class RunCommands
                 },
                 ["visits_table_version"] = new System.Text.Json.Nodes.JsonObject { ["consumed"] = Consumed, ["available"] = Available, ["behind"] = VersionsBehind },
                 ["pending_sessions"] = Pending,
+                ["lag"] = Backlog is not { } b ? null : new System.Text.Json.Nodes.JsonObject
+                {
+                    ["versions"] = b.Versions,
+                    ["visits"] = b.Visits,
+                    ["oldest_unprocessed_commit"] = b.OldestCommit?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                    ["seconds"] = LagSeconds,
+                },
+                ["coordinator"] = Coordinator,
+                ["last_batch"] = Activity.LastBatch is not { } batch ? null : new System.Text.Json.Nodes.JsonObject
+                {
+                    ["batch"] = batch,
+                    ["committed_at"] = Activity.LastBatchCommittedAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                    ["duration_ms"] = Activity.LastBatchDurationMs,
+                    ["visits"] = Activity.LastBatchVisits,
+                    ["visits_per_second"] = Activity.LastBatchRate,
+                },
+                ["backoff"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["backing_off"] = BackingOff,
+                    ["failures_in_a_row"] = Activity.FailuresInARow,
+                    ["next_attempt_at"] = BackingOff ? Activity.NextAttemptAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) : null,
+                    ["last_failure"] = Activity.LastFailure,
+                },
                 ["retained_checkpoints"] = new System.Text.Json.Nodes.JsonObject
                 {
                     ["count"] = retained.Count,

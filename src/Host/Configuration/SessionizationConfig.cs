@@ -143,7 +143,7 @@ public static class SessionizationConfig
             $"akka.persistence.snapshot-store.sql.connection-string = {Quote(snapshots)}").WithFallback(config);
     }
 
-    public static string StateDirectory(string baseDirectory) => Path.Combine(baseDirectory, "state");
+    public static string StateDirectory(string baseDirectory) => Persistence.CoordinatorActivity.StateDirectory(baseDirectory);
 
     private static string StateDirectory(Config config) => StateDirectory(Path.GetFullPath(config.GetString("sessionization.base-dir")));
 

@@ -35,6 +35,40 @@ public sealed class CoordinatorLock : IDisposable
         }
     }
 
+    /// <summary>
+    /// The holder of the lock as its owner file names it, if that process is alive; null when no coordinator runs. The
+    /// lock itself is not tried: a reader holding it even for a moment could turn a starting worker away.
+    /// </summary>
+    public static string? ActiveOwner(string stateDirectory)
+    {
+        string owner;
+        try
+        {
+            owner = File.ReadAllText(Path.Combine(stateDirectory, "coordinator.owner")).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        // "pid N (command) on HOST since ...": a holder on this machine is checked; one on another is taken at its word.
+        var words = owner.Split(' ');
+        if (words is ["pid", var pid, _, "on", var host, ..] && host == Environment.MachineName && int.TryParse(pid, out var id))
+        {
+            try
+            {
+                using var process = Process.GetProcessById(id);
+                return process.HasExited ? null : owner;
+            }
+            catch (ArgumentException)
+            {
+                return null;
+            }
+        }
+
+        return owner;
+    }
+
     public void Dispose()
     {
         try

@@ -87,6 +87,23 @@ public sealed partial class ServiceEndpointProcessTests : IDisposable
         Assert.Equal(6, metrics["sessionization_lag_visits"]);
         Assert.True(metrics["sessionization_lag_seconds"] >= 0);
         Assert.False(metrics.ContainsKey("sessionization_batches_committed_total"));
+
+        // status, from another process, sees the same: the worker, its backoff and the backlog.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(SessionizeProcess.Ok(Data, "status", "--format", "json").Out)!;
+        Assert.Contains($"pid {worker.Process.Id} (worker)", (string)json["coordinator"]!);
+        Assert.True((bool)json["backoff"]!["backing_off"]!);
+        Assert.Equal(1, (int)json["backoff"]!["failures_in_a_row"]!);
+        Assert.Contains(Path.GetFileName(file), (string)json["backoff"]!["last_failure"]!);
+        Assert.Equal([2L, 6L], new[] { "versions", "visits" }.Select(k => (long)json["lag"]![k]!));
+        Assert.Null(json["last_batch"]);
+
+        worker.Signal("TERM");
+        worker.WaitFor("worker: stopping");
+        Assert.True(worker.Process.WaitForExit(TimeSpan.FromSeconds(60)));
+        var text = SessionizeProcess.Ok(Data, "status").Out;
+        Assert.Contains("coordinator:            none running", text);
+        Assert.Contains("backoff:                none running; the last attempt failed: visits_table/", text);
+        Assert.Contains("lag:                    2 versions, 6 visits; oldest unprocessed commit ", text);
     }
 
     [Fact]

@@ -253,6 +253,13 @@ public sealed partial class WalkthroughProcessTests : IDisposable
         Assert.Null(status["batch_in_flight"]);
         Assert.True((bool)status["state_and_tables_agree"]!);
         Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", (string)status["latest_visit_time"]!);
+        Assert.Equal([1L, 4L], new[] { "versions", "visits" }.Select(k => (long)status["lag"]![k]!));
+        Assert.True((double)status["lag"]!["seconds"]! >= 0);
+        Assert.Equal(0, (long)status["last_batch"]!["batch"]!);
+        Assert.Equal(4, (long)status["last_batch"]!["visits"]!);
+        Assert.True((double)status["last_batch"]!["duration_ms"]! > 0);
+        Assert.False((bool)status["backoff"]!["backing_off"]!);
+        Assert.Null(status["coordinator"]);
         var refused = SessionizeProcess.Run(Data, "status", "--format", "xml");
         Assert.Equal(2, refused.ExitCode);
         Assert.Contains("'xml'", refused.Err);
