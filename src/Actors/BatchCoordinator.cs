@@ -106,7 +106,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         Command<RewindFinished>(OnRewound);
         Command<RewindFailed>(f => Failed($"rewind to batch {f.Batch} failed: {f.Reason}"));
         Command<SaveSnapshotSuccess>(OnCheckpointSaved);
-        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {0} was not saved: {1}", State.NextBatch, f.Cause.Message));
+        Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {Batch} was not saved: {Reason}", State.NextBatch, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(f => _log.Warning("old checkpoints were not deleted: {0}", f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -276,6 +276,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             _coordination = _coordination.Committed();
             (_failuresInARow, _retryAtUtc, _lastFailure) = (0, DateTime.MinValue, null);
             Measure(executed);
+            _log.Info(
+                "batch {Batch} committed: {Visits} visits, {Users} users, {Pending} pending, {Completed} completed in {DurationMs} ms",
+                plan.Batch,
+                executed.Visits,
+                executed.ActiveUsers,
+                executed.Pending,
+                executed.Completed,
+                (long)executed.Elapsed.TotalMilliseconds);
             Report(new CoordinatorActivity(plan.Batch, DateTimeOffset.UtcNow, executed.Elapsed.TotalMilliseconds, executed.Visits, 0, null, null));
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;
@@ -345,10 +353,10 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         var log = _log;
         var keepFrom = State.Checkpoints[0].Batch - 1;
         _store.PruneBeforeAsync(keepFrom).ContinueWith(
-            t => log.Warning("user session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
+            t => log.Warning("user session states before batch {Batch} were not deleted: {Reason}", keepFrom, Failures.Message(t.Exception!)),
             TaskContinuationOptions.OnlyOnFaulted);
         _eventTimeStore?.PruneBeforeAsync(keepFrom).ContinueWith(
-            t => log.Warning("event-time session states before batch {0} were not deleted: {1}", keepFrom, Failures.Message(t.Exception!)),
+            t => log.Warning("event-time session states before batch {Batch} were not deleted: {Reason}", keepFrom, Failures.Message(t.Exception!)),
             TaskContinuationOptions.OnlyOnFaulted);
     }
 
@@ -402,7 +410,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         var (failures, retryAt) = (_failuresInARow, new DateTimeOffset(_retryAtUtc, TimeSpan.Zero));
         SessionizationMetrics.Publish(g => g with { FailuresInARow = failures, RetryAt = retryAt });
         Report(_activity with { FailuresInARow = failures, NextAttemptAt = retryAt, LastFailure = reason });
-        _log.Warning("{0} (failure {1} in a row; trying again in {2})", reason, _failuresInARow, Durations.Format((long)delay.TotalMicroseconds));
+        _log.Warning(
+            "batch {Batch} failed: {Reason} (failure {FailuresInARow} in a row; trying again in {RetryIn})",
+            State.InFlight?.Batch ?? State.NextBatch,
+            reason,
+            _failuresInARow,
+            Durations.Format((long)delay.TotalMicroseconds));
         _reportTo?.Tell(new RunFailed(reason));
     }
 }

@@ -67,12 +67,19 @@ public static class Program
             Description = "A HOCON file of settings layered over the defaults in hocon/ (env SESSIONIZATION_CONFIG)",
             Recursive = true,
         };
+        var logFormat = new Option<string?>("--log-format")
+        {
+            Description = "Log lines (state/sessionize.log, and a worker's standard error): text (default) or json, one object per event (env SESSIONIZATION_LOG_FORMAT)",
+            Recursive = true,
+        };
+        logFormat.AcceptOnlyFromAmong("text", "json");
         var root = new RootCommand("Incremental sessionizer: reads new visits from a Delta table, keeps open sessions in persistent actors, writes finished sessions.");
         root.Options.Add(baseDir);
         root.Options.Add(configFile);
+        root.Options.Add(logFormat);
 
         CommandContext Context(ParseResult p, CommandLineOverrides? extra = null) =>
-            new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir), ConfigFile = p.GetValue(configFile) }), Console.Out);
+            new(SessionizationConfig.Build((extra ?? new CommandLineOverrides()) with { BaseDirectory = p.GetValue(baseDir), ConfigFile = p.GetValue(configFile), LogFormat = p.GetValue(logFormat) }), Console.Out);
 
         var newRows = new Command("generate-new-rows", "Append the seed's first rows (users 1,1,2,3 visit page_1..page_4) at the current UTC time, as one commit");
         newRows.SetAction(p => TableCommands.GenerateSeedRowsAsync(Context(p), SeedRows.NewRows, "generate-new-rows"));

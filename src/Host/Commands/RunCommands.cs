@@ -1,4 +1,6 @@
 using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
@@ -34,14 +36,21 @@ public static class RunCommands
         if (endpoint is not null)
             context.Output.WriteLine($"worker: metrics on http://0.0.0.0:{endpoint.Port}/metrics, health on /healthz and /readyz");
         endpoint?.NotReady($"base directory {context.BaseDirectory} does not exist");
-        if (!await BaseDirectoryAppearedAsync(context, stop))
+        // A service's warnings belong on its standard error, where its supervisor collects them.
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.log-to-console = on").WithFallback(context.Config);
+        if (!await BaseDirectoryAppearedAsync(context, config, stop))
             return 0;
         endpoint?.NotReady("starting");
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "worker");
-        // A service's warnings belong on its standard error, where its supervisor collects them.
-        var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.log-to-console = on").WithFallback(context.Config);
         await using var runtime = await SessionizerRuntime.StartAsync(config, context.Settings, stop);
         endpoint?.Attach(runtime);
+        var log = runtime.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Sessionization.Worker");
+        log.LogInformation(
+            "worker started: polling {VisitsTable} every {PollIntervalMs} ms, pid {Pid}, metrics port {MetricsPort}",
+            VisitsTable.In(context.BaseDirectory).Delta.Root,
+            (long)context.Settings.PollInterval.TotalMilliseconds,
+            Environment.ProcessId,
+            metricsPort?.ToString(CultureInfo.InvariantCulture) ?? "off");
         context.Output.WriteLine($"worker: polling {VisitsTable.In(context.BaseDirectory).Delta.Root} every {context.Settings.PollInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s; Ctrl+C or SIGTERM stops");
         await runtime.PollUntilStoppedAsync(
             context.Settings.MaxFilesPerBatch,
@@ -51,21 +60,24 @@ public static class RunCommands
             stop);
         endpoint?.NotReady("stopping");
         // Asked before the actors stop: a batch planned and not committed is run again by the next run or worker.
-        context.Output.WriteLine(await StoppingLineAsync(runtime));
+        context.Output.WriteLine(await StoppingLineAsync(runtime, log));
         return 0;
     }
 
-    private static async Task<string> StoppingLineAsync(SessionizerRuntime runtime)
+    private static async Task<string> StoppingLineAsync(SessionizerRuntime runtime, ILogger log)
     {
         try
         {
             using var asking = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            return (await runtime.GetStateAsync(asking.Token)).InFlight is { } plan
-                ? $"worker: stopping; batch {plan.Batch} was in flight, is not committed, and will run again"
+            var inFlight = (await runtime.GetStateAsync(asking.Token)).InFlight?.Batch;
+            log.LogInformation("worker stopping; batch in flight: {InFlightBatch}", inFlight?.ToString(CultureInfo.InvariantCulture) ?? "none");
+            return inFlight is { } batch
+                ? $"worker: stopping; batch {batch} was in flight, is not committed, and will run again"
                 : "worker: stopping; no batch in flight";
         }
         catch (Exception e) when (e is OperationCanceledException or Akka.Actor.AskTimeoutException)
         {
+            log.LogInformation("worker stopping; the coordinator did not say whether a batch was in flight");
             return "worker: stopping";
         }
     }
@@ -75,8 +87,12 @@ public static class RunCommands
     /// it waits for the directory, saying so at once and then once a minute, instead of creating it, so a misspelt
     /// --base-dir is seen. False when stopped while waiting.
     /// </summary>
-    private static async Task<bool> BaseDirectoryAppearedAsync(CommandContext context, CancellationToken stop)
+    private static async Task<bool> BaseDirectoryAppearedAsync(CommandContext context, Akka.Configuration.Config config, CancellationToken stop)
     {
+        if (Directory.Exists(context.BaseDirectory))
+            return true;
+        // Standard error only: the log file lives in the base directory that is not there.
+        using var log = Logs.Create(config, file: null);
         var said = DateTime.MinValue;
         while (!Directory.Exists(context.BaseDirectory))
         {
@@ -84,7 +100,7 @@ public static class RunCommands
                 context.RequireBaseDirectory();
             if (DateTime.UtcNow - said >= TimeSpan.FromMinutes(1))
             {
-                Console.Error.WriteLine($"sessionize: worker: base directory {context.BaseDirectory} does not exist; waiting for it (check --base-dir)");
+                log.Warning("worker: base directory {BaseDirectory} does not exist; waiting for it (check --base-dir)", context.BaseDirectory);
                 said = DateTime.UtcNow;
             }
 

@@ -15,6 +15,7 @@ public sealed record CommandLineOverrides(
     string? ConnectionString = null,
     string? BadRows = null,
     string? ConfigFile = null,
+    string? LogFormat = null,
     IReadOnlyDictionary<string, string?>? Sessions = null);
 
 /// <summary>
@@ -67,6 +68,7 @@ public static class SessionizationConfig
         Set("sessionization.persistence.connection-string", Env("SESSIONIZATION_CONNECTION_STRING"));
         Set("sessionization.bad-rows", Env("SESSIONIZATION_BAD_ROWS"));
         Set("sessionization.checkpoints.retain", Env("SESSIONIZATION_CHECKPOINTS_RETAIN"));
+        Set("sessionization.log-format", Env("SESSIONIZATION_LOG_FORMAT"));
         foreach (var name in SessionSettingNames)
             Set($"sessionization.sessions.{name}", Env("SESSIONIZATION_SESSIONS_" + name.Replace('-', '_').ToUpperInvariant()));
         Set("sessionization.base-dir", flags.BaseDirectory);
@@ -75,6 +77,7 @@ public static class SessionizationConfig
         Set("sessionization.persistence.provider", flags.Provider);
         Set("sessionization.persistence.connection-string", flags.ConnectionString);
         Set("sessionization.bad-rows", flags.BadRows);
+        Set("sessionization.log-format", flags.LogFormat);
         foreach (var (name, value) in flags.Sessions ?? new Dictionary<string, string?>())
             Set($"sessionization.sessions.{name}", value);
 
@@ -150,6 +153,7 @@ public static class SessionizationConfig
     public static SessionizationSettings Settings(Config config)
     {
         var settings = SessionizationSettings.FromConfig(config);
+        _ = Logs.Format(config);
         if (settings.MaxFilesPerBatch < 1)
             throw new ConfigurationException($"max-files-per-batch must be at least 1 (got {settings.MaxFilesPerBatch})");
         return settings with { BaseDirectory = Path.GetFullPath(settings.BaseDirectory) };

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Serilog;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
@@ -73,12 +74,22 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 
             var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
             builder.Logging.ClearProviders();
+            builder.Logging.AddSerilog(Logs.Create(config, config.GetString("sessionization.log-file", null)), dispose: true);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
             // The checks Akka.Hosting registers below are run by this service (a worker's /healthz and /readyz).
             builder.Services.AddHealthChecks();
             builder.Services.AddAkka("sessionization", akka =>
             {
                 akka.AddHocon(config, HoconAddMode.Append);
+                // Nothing of Akka's goes to standard output, not even while the loggers stop: it holds the command's own output.
+                akka.AddHocon("akka.stdout-loglevel = OFF", HoconAddMode.Prepend);
+                // Akka's log goes to the host's logger factory; named fields in its messages become the events' properties.
+                akka.ConfigureLoggers(log =>
+                {
+                    log.LogLevel = Akka.Event.LogLevel.InfoLevel;
+                    log.ClearLoggers();
+                    log.AddLoggerFactory();
+                });
                 akka.WithActors((system, _) => system.ActorOf(PersistenceWarmUp.Props(warmedUp), "persistence-warm-up"));
                 akka.WithActorSystemLivenessCheck(tags: [ServiceEndpoint.LivenessTag]);
                 akka.WithHealthCheck("batch-coordinator", CoordinatorReadinessAsync, HealthStatus.Unhealthy, [ServiceEndpoint.ReadinessTag]);
@@ -285,7 +296,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             // Terminated overtakes ordinary messages, so the reason it published is read one message later.
             Receive<Terminated>(_ => Self.Tell(CoordinatorGone.Instance));
             Receive<CoordinatorGone>(_ => done.TrySetException(new UserFacingException(
-                failure ?? $"the batch coordinator stopped: {OneLineLogger.LastError ?? "see sessionize.log in the state directory"}")));
+                failure ?? $"the batch coordinator stopped: {Logs.LastError ?? "see sessionize.log in the state directory"}")));
         }
     }
 }

@@ -66,7 +66,7 @@ public sealed class BadInputProcessTests : IDisposable
     public void A_worker_waits_for_a_missing_base_directory_and_says_so()
     {
         using var worker = new RunningWorker(Data);
-        Assert.Contains($"base directory {Data} does not exist; waiting for it", worker.WaitFor("stderr: sessionize: worker: base directory"));
+        Assert.Contains($"base directory {Data} does not exist; waiting for it", worker.WaitForWarning("worker: base directory"));
         Assert.False(Directory.Exists(Data));
 
         SessionizeProcess.Ok(Data, "generate-new-rows");

@@ -133,7 +133,7 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
             // The worker polls every 100 ms, but tries the broken batch again only when each wait has passed.
             foreach (var (n, wait) in new[] { (1, "200ms"), (2, "400ms"), (3, "800ms"), (4, "800ms") })
             {
-                var line = worker.WaitFor("stderr: sessionize: warning: visits_table/");
+                var line = worker.WaitForWarning("batch 0 failed: visits_table/");
                 Assert.Contains(Path.GetFileName(file), line);
                 Assert.EndsWith($"(failure {n} in a row; trying again in {wait})", line);
             }
@@ -145,7 +145,36 @@ public sealed class BadVisitsFilesProcessTests : IDisposable
 
         var log = File.ReadAllText(Path.Combine(Data, "state", "sessionize.log"));
         Assert.Contains("(failure 1 in a row; trying again in 200ms)", log);
+        Assert.Matches(@"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WRN \[batch-coordinator\] batch 0 failed: visits_table/", log);
         AssertNothingCommitted();
+    }
+
+    [Fact]
+    public void With_log_format_json_each_failure_is_one_json_object_with_its_fields_in_utc()
+    {
+        var file = SeedRowsWithTheirFileTruncated();
+        var config = _temp.Combine("retry.conf");
+        File.WriteAllText(config, "sessionization.retry { initial = 1h, max = 1h }\n");
+
+        using (var worker = new RunningWorker(Data, "--config", config, "--log-format", "json"))
+        {
+            var line = worker.WaitFor("stderr: {");
+            var warning = System.Text.Json.Nodes.JsonNode.Parse(line["stderr: ".Length..])!;
+            Assert.Equal("Warning", (string)warning["@l"]!);
+            Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$", (string)warning["@t"]!);
+            Assert.Equal(0, (long)warning["Batch"]!);
+            Assert.Equal(1, (long)warning["FailuresInARow"]!);
+            Assert.Equal("1h", (string)warning["RetryIn"]!);
+            Assert.Contains(Path.GetFileName(file), (string)warning["Reason"]!);
+            worker.Signal("TERM");
+            worker.WaitFor("worker: stopping");
+            Assert.True(worker.Process.WaitForExit(TimeSpan.FromSeconds(60)));
+        }
+
+        // The file has the worker's start and stop too, each one JSON object.
+        var events = File.ReadAllLines(Path.Combine(Data, "state", "sessionize.log")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        Assert.Contains(events, e => ((string)e["@m"]!).StartsWith("worker started: polling", StringComparison.Ordinal));
+        Assert.Contains(events, e => (string?)e["InFlightBatch"] == "0");
     }
 
     [Fact]

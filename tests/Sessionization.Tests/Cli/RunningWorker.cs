@@ -35,7 +35,13 @@ public sealed class RunningWorker : IDisposable
     /// Waits for the worker to print a line starting with <paramref name="prefix"/>; what came before is returned for
     /// messages. The patience is for the whole wait, so a worker that keeps printing other lines does not hold it forever.
     /// </summary>
-    public string WaitFor(string prefix)
+    public string WaitFor(string prefix) => WaitFor(l => l.StartsWith(prefix, StringComparison.Ordinal), $"a line starting '{prefix}'");
+
+    /// <summary>Waits for a warning on standard error whose message starts with <paramref name="message"/>, after its UTC timestamp.</summary>
+    public string WaitForWarning(string message) =>
+        WaitFor(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^stderr: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WRN ") && l[(l.IndexOf(" WRN ", StringComparison.Ordinal) + 5)..].StartsWith(message, StringComparison.Ordinal), $"a warning '{message}...'");
+
+    private string WaitFor(Func<string, bool> wanted, string what)
     {
         var seen = new List<string>();
         var deadline = DateTime.UtcNow + Patience;
@@ -43,11 +49,11 @@ public sealed class RunningWorker : IDisposable
         {
             seen.Add(line);
             Lines.Add(line);
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
+            if (wanted(line))
                 return line;
         }
 
-        throw new TimeoutException($"worker never printed '{prefix}'; it printed:\n{string.Join('\n', seen)}");
+        throw new TimeoutException($"worker never printed {what}; it printed:\n{string.Join('\n', seen)}");
     }
 
     public void Signal(string signal) => Process.Start("kill", ["-" + signal, Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();

@@ -18,7 +18,7 @@ public sealed partial class ServiceEndpointProcessTests : IDisposable
         var port = FreePort();
         using var worker = new RunningWorker(Data, "--metrics-port", Port(port));
         worker.WaitFor("worker: metrics on");
-        worker.WaitFor("stderr: sessionize: worker: base directory");
+        worker.WaitForWarning("worker: base directory");
 
         var (alive, _) = await GetAsync(port, "/healthz");
         Assert.Equal(HttpStatusCode.OK, alive);
@@ -71,7 +71,7 @@ public sealed partial class ServiceEndpointProcessTests : IDisposable
 
         var port = FreePort();
         using var worker = new RunningWorker(Data, "--config", config, "--metrics-port", Port(port));
-        worker.WaitFor("stderr: sessionize: warning: visits_table/");
+        worker.WaitForWarning("batch 0 failed: visits_table/");
 
         var (status, body) = await GetAsync(port, "/readyz");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
