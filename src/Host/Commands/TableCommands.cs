@@ -73,12 +73,10 @@ public static class TableCommands
         var table = VisitsTable.In(context.BaseDirectory);
         if (!table.Delta.Exists)
             throw new UserFacingException($"no {VisitsTable.DirectoryName} in {context.BaseDirectory} (run generate-new-rows or append-visits first)");
-        var visits = await table.ReadAllAsync();
-
-        var cells = visits.Select(v => (IReadOnlyList<string?>)[Num(v.UserId), Timestamps.ToSparkString(v.VisitTimeMicros), v.Page]).ToList();
-        var values = visits.Select(v => (IReadOnlyList<JsonNode?>)[v.UserId, Timestamps.ToIsoString(v.VisitTimeMicros), v.Page]).ToList();
-        var output = new TitledTable("VISITS", "visits", ["user_id", "visit_time", "page"], cells, values);
-        context.Output.Write(TableOutput.Render([output], format, withTitles: false, limit));
+        var visits = new TitledTable("VISITS", "visits", ["user_id", "visit_time", "page"], ct => table.ReadInOrderAsync(ct).Select(v => new TableRow(
+            [Num(v.UserId), Timestamps.ToSparkString(v.VisitTimeMicros), v.Page],
+            () => [v.UserId, Timestamps.ToIsoString(v.VisitTimeMicros), v.Page])));
+        await Print(context, [visits], format, withTitles: false, limit);
         return 0;
     }
 
@@ -89,11 +87,15 @@ public static class TableCommands
             throw new UserFacingException("--format csv prints one table: add --table pending or --table sessions");
         context.RequireBaseDirectory();
         var pendingTable = SessionTable.Pending(context.BaseDirectory);
-        var pending = await Sorted(pendingTable);
-        var completed = await Sorted(SessionTable.Completed(context.BaseDirectory));
-        // In event-time mode the table holds each batch's changes, not a snapshot: what is open now is read from both.
+        var completedTable = SessionTable.Completed(context.BaseDirectory);
+        Func<CancellationToken, IAsyncEnumerable<SessionRecord>> pending = ct => pendingTable.ReadInBatchOrderAsync(ct);
+        // In event-time mode the table holds each batch's changes, not a snapshot: what is open now is read from both
+        // tables whole (the open sessions are not in batch order, so they are not streamed).
         if (SessionRules.IsEventTime(pendingTable.Log.LatestSessionRules()))
-            pending = OpenSessions.From(pending, completed);
+        {
+            var open = OpenSessions.From(await pendingTable.ReadAllAsync(), await completedTable.ReadAllAsync());
+            pending = _ => open.ToAsyncEnumerable();
+        }
 
         string[] pendingColumns = wide
             ? ["user_id", "concatenated_pages", "batch_number", "start_time", "end_time", "visit_count"]
@@ -104,9 +106,9 @@ public static class TableCommands
         var tables = new[]
         {
             Project("PENDING SESSIONS", "pending_sessions", pendingColumns, pending),
-            Project("SESSIONS", "sessions", completedColumns, completed),
+            Project("SESSIONS", "sessions", completedColumns, ct => completedTable.ReadInBatchOrderAsync(ct)),
         }.Where(t => only is null || t.JsonName == (only == "pending" ? "pending_sessions" : "sessions")).ToList();
-        context.Output.Write(TableOutput.Render(tables, format, withTitles: true, limit));
+        await Print(context, tables, format, withTitles: true, limit);
         return 0;
     }
 
@@ -116,28 +118,34 @@ public static class TableCommands
         var rows = (await QuarantineTable.In(context.BaseDirectory).ReadAllAsync())
             .OrderBy(r => r.BatchNumber).ThenBy(r => r.SourceFile, StringComparer.Ordinal).ThenBy(r => r.Row ?? 0).ToList();
         string[] headers = ["batch_number", "source_file", "row", "user_id", "visit_time", "page", "reason"];
-        var cells = rows.Select(r => (IReadOnlyList<string?>)[
-            Num(r.BatchNumber), r.SourceFile, r.Row is { } n ? Num(n) : null, r.UserId is { } u ? Num(u) : null,
-            r.VisitTimeMicros is { } t ? Timestamps.ToSparkString(t) : null, r.Page, r.Reason]).ToList();
-        var values = rows.Select(r => (IReadOnlyList<JsonNode?>)[
-            r.BatchNumber, r.SourceFile, r.Row, r.UserId, r.VisitTimeMicros is { } t ? Timestamps.ToIsoString(t) : null, r.Page, r.Reason]).ToList();
-        context.Output.Write(TableOutput.Render([new TitledTable("QUARANTINE", "quarantine", headers, cells, values)], format, withTitles: false, limit));
+        var quarantine = new TitledTable("QUARANTINE", "quarantine", headers, _ => rows.ToAsyncEnumerable().Select(r => new TableRow(
+            [Num(r.BatchNumber), r.SourceFile, r.Row is { } n ? Num(n) : null, r.UserId is { } u ? Num(u) : null,
+                r.VisitTimeMicros is { } t ? Timestamps.ToSparkString(t) : null, r.Page, r.Reason],
+            () => [r.BatchNumber, r.SourceFile, r.Row, r.UserId, r.VisitTimeMicros is { } time ? Timestamps.ToIsoString(time) : null, r.Page, r.Reason])));
+        await Print(context, [quarantine], format, withTitles: false, limit);
         return 0;
     }
 
-    private static async Task<List<SessionRecord>> Sorted(SessionTable table)
+    /// <summary>
+    /// Standard output is written through a large buffer: the console's own writer flushes every line, which for a
+    /// million rows costs more than reading them.
+    /// </summary>
+    private static async Task Print(CommandContext context, IReadOnlyList<TitledTable> tables, OutputFormat format, bool withTitles, int limit)
     {
-        var rows = await table.ReadAllAsync();
-        rows.Sort((a, b) => a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber) : a.UserId.CompareTo(b.UserId));
-        return rows;
+        if (!ReferenceEquals(context.Output, Console.Out))
+        {
+            await TableOutput.WriteAsync(context.Output, tables, format, withTitles, limit);
+            return;
+        }
+
+        await using var output = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 1 << 16) { NewLine = "\n" };
+        await TableOutput.WriteAsync(output, tables, format, withTitles, limit);
     }
 
-    private static TitledTable Project(string title, string jsonName, string[] columns, List<SessionRecord> rows)
-    {
-        var cells = rows.Select(r => (IReadOnlyList<string?>)columns.Select(c => Cell(r, c)).ToList()).ToList();
-        var values = rows.Select(r => (IReadOnlyList<JsonNode?>)columns.Select(c => Value(r, c)).ToList()).ToList();
-        return new TitledTable(title, jsonName, columns, cells, values);
-    }
+    private static TitledTable Project(string title, string jsonName, string[] columns, Func<CancellationToken, IAsyncEnumerable<SessionRecord>> rows) =>
+        new(title, jsonName, columns, ct => rows(ct).Select(r => new TableRow(
+            columns.Select(c => (string?)Cell(r, c)).ToList(),
+            () => columns.Select(c => Value(r, c)).ToList())));
 
     private static string Cell(SessionRecord r, string column) => column switch
     {

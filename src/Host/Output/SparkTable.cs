@@ -1,41 +1,28 @@
-using System.Globalization;
 using System.Text;
 
 namespace Sessionization.Host.Output;
 
-/// <summary>Renders rows the way Spark's <c>DataFrame.show(truncate=False)</c> does: left-aligned cells, minimum width 3.</summary>
+/// <summary>The pieces of Spark's <c>DataFrame.show(truncate=False)</c> layout: left-aligned cells, minimum width 3, null shown as null.</summary>
 public static class SparkTable
 {
-    public static string Render(IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string?>> rows, int limit = 0)
+    public static void Widen(int[] widths, IReadOnlyList<string?> cells)
     {
-        var shown = limit > 0 ? rows.Take(limit).ToList() : rows;
-        var widths = headers.Select(h => Math.Max(3, Width(h))).ToArray();
-        foreach (var row in shown)
-            for (var i = 0; i < widths.Length; i++)
-                widths[i] = Math.Max(widths[i], Width(row[i] ?? "null"));
-
-        var separator = "+" + string.Join("+", widths.Select(w => new string('-', w))) + "+\n";
-        var text = new StringBuilder(separator);
-        AppendRow(text, headers, widths);
-        text.Append(separator);
-        foreach (var row in shown)
-            AppendRow(text, row, widths);
-        text.Append(separator);
-        if (limit > 0 && rows.Count > limit)
-            text.Append(CultureInfo.InvariantCulture, $"only showing top {limit} rows\n");
-        return text.ToString();
+        for (var i = 0; i < widths.Length; i++)
+            widths[i] = Math.Max(widths[i], Width(cells[i] ?? "null"));
     }
 
-    private static void AppendRow(StringBuilder text, IReadOnlyList<string?> cells, int[] widths)
+    public static string Separator(int[] widths) => "+" + string.Join("+", widths.Select(w => new string('-', w))) + "+\n";
+
+    public static string Line(IReadOnlyList<string?> cells, int[] widths)
     {
-        text.Append('|');
+        var text = new StringBuilder("|");
         for (var i = 0; i < widths.Length; i++)
         {
             var cell = cells[i] ?? "null";
             text.Append(cell).Append(' ', widths[i] - Width(cell)).Append('|');
         }
 
-        text.Append('\n');
+        return text.Append('\n').ToString();
     }
 
     /// <summary>Display width as Spark counts it: East Asian wide and full-width characters take two columns.</summary>

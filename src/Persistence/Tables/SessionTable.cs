@@ -163,6 +163,28 @@ public sealed class SessionTable
     }
 
     /// <summary>
+    /// Every row of the latest version in (batch_number, user_id, start_time) order, read one batch at a time: the files'
+    /// batch_number statistics order them, so a reader that stops early reads only the batches it shows, and memory
+    /// holds one batch's rows.
+    /// </summary>
+    public async IAsyncEnumerable<SessionRecord> ReadInBatchOrderAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        if (!Delta.Exists)
+            yield break;
+        foreach (var batch in Delta.LoadSnapshot().Files.GroupBy(Log.BatchOf).OrderBy(g => g.Key))
+        {
+            var rows = new List<SessionRecord>();
+            foreach (var file in batch)
+                rows.AddRange(await ReadFileAsync(file.Path, file.Size, cancellationToken));
+            rows.Sort(static (a, b) => a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber)
+                : a.UserId != b.UserId ? a.UserId.CompareTo(b.UserId)
+                : a.StartTimeMicros.CompareTo(b.StartTimeMicros));
+            foreach (var row in rows)
+                yield return row;
+        }
+    }
+
+    /// <summary>
     /// The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit. A rewind
     /// commit (one that removes files) makes every older commit of a later batch dead, so those are passed over.
     /// </summary>

@@ -163,6 +163,16 @@ public sealed class VisitsTable(string path)
         }
     }
 
+    /// <summary>Every visit in the table, in commit then row order, one file in memory at a time; a bad file or row throws, naming it.</summary>
+    public async IAsyncEnumerable<Visit> ReadInOrderAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        foreach (var file in FilesFrom(SourceCursor.Start))
+        {
+            foreach (var visit in await ReadFileAsync(file, cancellationToken))
+                yield return visit;
+        }
+    }
+
     /// <summary>Every visit in the table, in commit then row order; a bad file or row throws, naming it.</summary>
     public async Task<List<Visit>> ReadAllAsync(CancellationToken cancellationToken = default)
     {
