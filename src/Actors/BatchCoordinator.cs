@@ -276,14 +276,6 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             _coordination = _coordination.Committed();
             (_failuresInARow, _retryAtUtc, _lastFailure) = (0, DateTime.MinValue, null);
             Measure(executed);
-            _log.Info(
-                "batch {Batch} committed: {Visits} visits, {Users} users, {Pending} pending, {Completed} completed in {DurationMs} ms",
-                plan.Batch,
-                executed.Visits,
-                executed.ActiveUsers,
-                executed.Pending,
-                executed.Completed,
-                (long)executed.Elapsed.TotalMilliseconds);
             Report(new CoordinatorActivity(plan.Batch, DateTimeOffset.UtcNow, executed.Elapsed.TotalMilliseconds, executed.Visits, 0, null, null));
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;

@@ -211,6 +211,16 @@ public static class Program
             Context(p, new CommandLineOverrides(Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ct, json: p.GetValue(statusFormat) == "json"));
         root.Subcommands.Add(status);
 
+        var retain = new Option<string>("--retain")
+        {
+            Description = "Keep every file a version younger than this needs, e.g. 168h (the default, Delta's), 30d, 0s",
+            DefaultValueFactory = _ => "168h",
+        };
+        var dryRun = new Option<bool>("--dry-run") { Description = "List the files it would delete, and delete none" };
+        var vacuum = new Command("vacuum", "Delete the output tables' data files that no version inside the retention needs (time travel within it keeps working)") { retain, dryRun };
+        vacuum.SetAction(p => TableCommands.VacuumAsync(Context(p), ParseRetention(p.GetValue(retain)!), p.GetValue(dryRun)));
+        root.Subcommands.Add(vacuum);
+
         var users = new Option<long>("--users") { Description = "Number of distinct users (ids 1..U)", Required = true };
         var visits = new Option<long>("--visits") { Description = "Number of visits in all", Required = true };
         var commits = new Option<int>("--commits") { Description = "Number of commits to spread them over", DefaultValueFactory = _ => 1 };
@@ -244,6 +254,11 @@ public static class Program
 
         return root;
     }
+
+    private static TimeSpan ParseRetention(string text) =>
+        Domain.Durations.TryParseMicros(text) is { } micros
+            ? TimeSpan.FromMicroseconds(micros)
+            : throw new UserFacingException($"--retain '{text}' is not a duration like 168h, 30d or 0s");
 
     private static TimeSpan? ParseInterval(string? text)
     {

@@ -38,6 +38,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 
     public ActorSystem System { get; }
 
+    private Microsoft.Extensions.Logging.ILogger BatchLog => _host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Sessionization.Batches");
+
     /// <summary>The host's services: its health checks among them.</summary>
     public IServiceProvider Services => _host.Services;
 
@@ -86,7 +88,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
                 // Akka's log goes to the host's logger factory; named fields in its messages become the events' properties.
                 akka.ConfigureLoggers(log =>
                 {
-                    log.LogLevel = Akka.Event.LogLevel.InfoLevel;
+                    // Warnings and errors only: once the loggers stop, Akka prints anything at its level to standard output.
+                    log.LogLevel = Akka.Event.LogLevel.WarningLevel;
                     log.ClearLoggers();
                     log.AddLoggerFactory();
                 });
@@ -210,7 +213,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     {
         var done = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, done, coordinator, failuresEndTheRun: true)));
+        var log = BatchLog;
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, done, coordinator, log, failuresEndTheRun: true)));
         cancellationToken.Register(() => done.TrySetCanceled());
         Coordinator.Tell(new RunUntilDrained(maxFilesPerBatch, reporter, fromBatch, badRows, endOfInput));
         return done.Task;
@@ -224,7 +228,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     {
         var never = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         var coordinator = Coordinator;
-        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, never, coordinator, failuresEndTheRun: false)));
+        var log = BatchLog;
+        var reporter = System.ActorOf(Akka.Actor.Props.Create(() => new RunReporter(onReport, never, coordinator, log, failuresEndTheRun: false)));
         Coordinator.Tell(new StartPolling(maxFilesPerBatch, interval, reporter, badRows));
         await using (stop.Register(() => never.TrySetResult(0)))
             await never.Task;
@@ -276,14 +281,33 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     /// <summary>Receives the coordinator's reports at the edge and turns them into console output and a result.</summary>
     private sealed class RunReporter : ReceiveActor
     {
-        public RunReporter(Action<object> onReport, TaskCompletionSource<int> done, IActorRef coordinator, bool failuresEndTheRun)
+        public RunReporter(Action<object> onReport, TaskCompletionSource<int> done, IActorRef coordinator, Microsoft.Extensions.Logging.ILogger log, bool failuresEndTheRun)
         {
             Context.Watch(coordinator);
             Context.System.EventStream.Subscribe(Self, typeof(CoordinatorFailed));
             string? failure = null;
             Receive<CoordinatorFailed>(f => failure = f.Reason);
-            Receive<BatchReport>(onReport);
-            Receive<RewindReport>(onReport);
+            Receive<BatchReport>(r =>
+            {
+                log.LogInformation(
+                    "batch {Batch} committed: {Files} files (visits_table v{FromVersion}..v{ToVersion}), {Visits} visits, {Users} users, {Pending} pending, {Completed} completed, {Quarantined} quarantined in {DurationMs} ms",
+                    r.Batch,
+                    r.Files,
+                    r.FromVersion,
+                    r.ToVersion,
+                    r.Visits,
+                    r.ActiveUsers,
+                    r.Pending,
+                    r.Completed,
+                    r.Quarantined,
+                    (long)r.Elapsed.TotalMilliseconds);
+                onReport(r);
+            });
+            Receive<RewindReport>(r =>
+            {
+                log.LogInformation("rewound to batch {Batch}: took back {UndoneBatches} batches, reset {UsersReset} user sessions", r.Batch, r.UndoneBatches, r.UsersReset);
+                onReport(r);
+            });
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));
             Receive<RunFailed>(f =>
             {

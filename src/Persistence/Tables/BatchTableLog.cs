@@ -250,6 +250,9 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         var wanted = target.Select(f => f.Path).ToHashSet();
         var removes = snapshot.Files.Where(f => !wanted.Contains(f.Path)).Select(f => (DeltaAction)new RemoveFile(f.Path, time, true));
         var adds = target.Where(f => !live.Contains(f.Path)).Select(f => (DeltaAction)(f with { ModificationTime = time, DataChange = true })).ToList();
+        // A file a vacuum deleted cannot be put back: the rewind is refused rather than committing a version that names it.
+        if (adds.OfType<AddFile>().FirstOrDefault(a => !File.Exists(Delta.DataFilePath(a.Path))) is { } gone)
+            throw new DeltaTableException($"{Delta.Name}: cannot rewind to batch {batch}: data file {gone.Path} of the version it restores was deleted by a vacuum");
         var actions = new List<DeltaAction>(removes);
         actions.AddRange(adds);
         actions.Add(new TxnAction(AppId, batch - 1, time));
