@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using Sessionization.Actors;
 using Sessionization.Host.Configuration;
+using Sessionization.Host.Output;
 using Sessionization.Host.Runtime;
 
 namespace Sessionization.Host.Commands;
@@ -13,6 +14,12 @@ public sealed class CommandContext(Config config, TextWriter output)
     public SessionizationSettings Settings { get; } = SessionizationConfig.Settings(config);
 
     public TextWriter Output { get; } = output;
+
+    /// <summary>Whether a long command may draw live progress on a terminal; the demo's walkthrough prints only its tables.</summary>
+    public bool ShowsProgress { get; init; } = true;
+
+    /// <summary>Where a long command's progress goes: a terminal's live display if it may draw one, else nowhere.</summary>
+    public TextWriter? ProgressTerminal => ShowsProgress && LiveProgress.Interactive(Output) ? Output : null;
 
     public string BaseDirectory => Settings.BaseDirectory;
 

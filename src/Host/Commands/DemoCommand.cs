@@ -12,7 +12,7 @@ public static class DemoCommand
     {
         var directory = Path.GetFullPath(baseDirectory ?? Path.Combine(Path.GetTempPath(), $"sessionization-demo-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}"));
         // The settings are checked before anything is created.
-        var context = new CommandContext(SessionizationConfig.Build(new CommandLineOverrides(BaseDirectory: directory, Sessions: sessions)), output);
+        var context = new CommandContext(SessionizationConfig.Build(new CommandLineOverrides(BaseDirectory: directory, Sessions: sessions)), output) { ShowsProgress = false };
         SessionizationConfig.CheckEventTimeFlags(sessions ?? new Dictionary<string, string?>(), context.Settings);
         if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
             throw new UserFacingException($"demo needs a fresh directory, and {directory} is not empty");

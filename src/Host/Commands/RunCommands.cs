@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Sessionization.Actors;
 using Sessionization.Domain;
 using Sessionization.Host.Configuration;
+using Sessionization.Host.Output;
 using Sessionization.Host.Runtime;
 using Sessionization.Persistence;
 using Sessionization.Persistence.Tables;
@@ -19,14 +20,42 @@ public static class RunCommands
         context.RequireBaseDirectory();
         using var coordinatorLock = CoordinatorLock.Acquire(SessionizationConfig.StateDirectory(context.BaseDirectory), "run");
         await using var runtime = await SessionizerRuntime.StartAsync(context.Config, context.Settings, cancellationToken);
-        var batches = await runtime.RunUntilDrainedAsync(
-            context.Settings.MaxFilesPerBatch, fromBatch, context.Settings.BadRows, endOfInput, r => context.Output.WriteLine(Describe(r)), cancellationToken);
+        // On a terminal a bar shows the visits done of those waiting, the rate and the time left.
+        var total = context.ProgressTerminal is not null ? await VisitsWaitingAsync(context, runtime, cancellationToken) : 0;
+        var started = DateTime.UtcNow;
+        long done = 0;
+        var batches = await LiveProgress.RunAsync(context.ProgressTerminal, "run: starting", total, progress => runtime.RunUntilDrainedAsync(
+            context.Settings.MaxFilesPerBatch,
+            fromBatch,
+            context.Settings.BadRows,
+            endOfInput,
+            r =>
+            {
+                progress.WriteLine(context.Output, Describe(r));
+                if (r is CoordinatorProtocol.BatchReport batch)
+                {
+                    done += batch.Visits;
+                    var rate = done / Math.Max((DateTime.UtcNow - started).TotalSeconds, 0.001);
+                    progress.Advance(batch.Visits, string.Create(CultureInfo.InvariantCulture, $"run: batch {batch.Batch}, {done:N0} of {total:N0} visits, {rate:N0} visits/s"));
+                }
+            },
+            cancellationToken));
         context.Output.WriteLine(batches == 0
             ? endOfInput
                 ? "run: no new visits and no pending sessions; no batch formed"
                 : "run: no new visits since the last checkpoint; no batch formed"
             : $"run: {batches} batch{(batches == 1 ? "" : "es")} committed");
         return 0;
+    }
+
+    /// <summary>Visits committed to the visits table and not yet in a committed batch: what this run has ahead of it.</summary>
+    private static async Task<long> VisitsWaitingAsync(CommandContext context, SessionizerRuntime runtime, CancellationToken cancellationToken)
+    {
+        var visits = VisitsTable.In(context.BaseDirectory);
+        if (visits.Delta.LatestVersion() is not { } latest)
+            return 0;
+        var state = await runtime.GetStateAsync(cancellationToken);
+        return new VisitsBacklog(visits).Measure(state.Cursor, latest).Visits;
     }
 
     public static async Task<int> WorkerAsync(CommandContext context, CancellationToken stop, int? metricsPort = null)

@@ -48,11 +48,18 @@ public static class TableCommands
         Directory.CreateDirectory(context.BaseDirectory);
         var table = VisitsTable.In(context.BaseDirectory);
         long first = -1, last = -1;
-        foreach (var commit in SyntheticVisits.Generate(users, visits, commits, seed, start))
+        await LiveProgress.RunAsync(context.ProgressTerminal, "generate", commits, async progress =>
         {
-            last = await table.AppendAsync(commit, "generate");
-            first = first < 0 ? last : first;
-        }
+            var made = 0;
+            foreach (var commit in SyntheticVisits.Generate(users, visits, commits, seed, start))
+            {
+                last = await table.AppendAsync(commit, "generate");
+                first = first < 0 ? last : first;
+                progress.Advance(1, string.Create(CultureInfo.InvariantCulture, $"generate: commit {++made} of {commits} (version {last})"));
+            }
+
+            return made;
+        });
 
         context.Output.WriteLine($"generated {visits} visits over {users} users in {commits} commits (versions {first}..{last}) in {table.Delta.Root}");
         return 0;
