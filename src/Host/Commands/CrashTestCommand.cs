@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Sessionization.Domain;
 using Sessionization.Host.Input;
+using Sessionization.Host.Output;
 using Sessionization.Host.Runtime;
 using Sessionization.Persistence.Tables;
 
@@ -67,35 +68,42 @@ public static class CrashTestCommand
 
         var killed = 0;
         int runsStarted = 0, workersStarted = 0;
-        for (var p = 0; p < phases.Length; p++)
+        // On a terminal a bar counts the kills; piped, only the summary lines are printed.
+        await LiveProgress.RunAsync(LiveProgress.Interactive(output) ? output : null, "crash-test: starting", kills, progress =>
         {
-            Generate(crashed, phases[p], p, users, visitsPerCommit, seed);
-            var target = (kills * (p + 1) / phases.Length) - (kills * p / phases.Length);
-            var maxFiles = Text(phases[p].MaxFilesPerBatch);
-            for (var k = 0; k < target;)
+            for (var p = 0; p < phases.Length; p++)
             {
-                var worker = random.Next(3) == 0;
-                var child = worker
-                    ? Child(crashed, ["worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles, .. sessionFlags])
-                    : Child(crashed, phases[p].RunArguments(sessionFlags));
-                _ = worker ? workersStarted++ : runsStarted++;
-                // Anywhere from start-up to a little past the uninterrupted run's length.
-                var delay = TimeSpan.FromMilliseconds(random.NextDouble() * ((referenceTimes[p].TotalMilliseconds * 1.2) + 300));
-                if (child.Process.WaitForExit(delay))
+                Generate(crashed, phases[p], p, users, visitsPerCommit, seed);
+                var target = (kills * (p + 1) / phases.Length) - (kills * p / phases.Length);
+                var maxFiles = Text(phases[p].MaxFilesPerBatch);
+                for (var k = 0; k < target;)
                 {
-                    child.Completed();
-                    continue;
+                    var worker = random.Next(3) == 0;
+                    var child = worker
+                        ? Child(crashed, ["worker", "--poll-interval", "50ms", "--max-files-per-batch", maxFiles, .. sessionFlags])
+                        : Child(crashed, phases[p].RunArguments(sessionFlags));
+                    _ = worker ? workersStarted++ : runsStarted++;
+                    // Anywhere from start-up to a little past the uninterrupted run's length.
+                    var delay = TimeSpan.FromMilliseconds(random.NextDouble() * ((referenceTimes[p].TotalMilliseconds * 1.2) + 300));
+                    if (child.Process.WaitForExit(delay))
+                    {
+                        child.Completed();
+                        continue;
+                    }
+
+                    child.Process.Kill();
+                    child.Process.WaitForExit();
+                    killed++;
+                    k++;
+                    progress.Advance(1, string.Create(CultureInfo.InvariantCulture, $"crash-test: phase {p}, {killed} of {kills} kills ({runsStarted} runs, {workersStarted} workers started)"));
                 }
 
-                child.Process.Kill();
-                child.Process.WaitForExit();
-                killed++;
-                k++;
+                // However the kills fell, one uninterrupted run finishes the phase.
+                Child(crashed, phases[p].RunArguments(sessionFlags)).Completed();
             }
 
-            // However the kills fell, one uninterrupted run finishes the phase.
-            Child(crashed, phases[p].RunArguments(sessionFlags)).Completed();
-        }
+            return Task.FromResult(killed);
+        });
 
         var differences = await CompareAsync(reference, crashed, quarantineExpected: eventTime);
         var summary = string.Create(CultureInfo.InvariantCulture, $"{killed} kills ({runsStarted} runs and {workersStarted} workers started) in {clock.Elapsed.TotalSeconds:F1}s");
