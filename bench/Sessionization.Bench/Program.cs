@@ -27,8 +27,8 @@ public static class Program
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of the table" };
         var sections = new Option<string>("--sections")
         {
-            DefaultValueFactory = _ => "main,worker,history,memory,walkthrough",
-            Description = "Which measurements: main (a run per slice: ours/floor/peer), worker (one worker catches up every slice; needs main), history (growth), memory (and recovery), walkthrough",
+            DefaultValueFactory = _ => "main,worker,history,memory,walkthrough,readers",
+            Description = "Which measurements: main (a run per slice: ours/floor/peer), worker (one worker catches up every slice; needs main), history (growth), memory (and recovery), walkthrough, readers (the read commands over 1M visits in 10 batches)",
         };
         var probe = new Option<long>("--history-probe-visits") { DefaultValueFactory = _ => 100_000, Description = "Visits in the batch timed after a short and a long history" };
         var history = new Option<string>("--history-batches") { DefaultValueFactory = _ => "10,200", Description = "Earlier batches before the probe: short,long" };
@@ -130,6 +130,8 @@ public static class Program
             await MemoryAndRecoveryAsync(o, host, Path.Combine(root, "memory"), report, log);
         if (o.Sections.Contains("walkthrough"))
             Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
+        if (o.Sections.Contains("readers"))
+            Readers(host, Path.Combine(root, "readers"), report, log);
         if (o.Sections.Contains("touch") && o.EventTime is not null)
             await TouchAsync(o, host, Path.Combine(root, "touch"), report, log);
 
@@ -378,6 +380,35 @@ public static class Program
         report["walkthrough_run_s"] = Math.Round(run.Wall.TotalSeconds, 3);
     }
 
+    /// <summary>
+    /// The read commands over the issue's example: 1M visits (100K users) in 10 batches, about 840K session rows. Each
+    /// command's wall time and peak resident memory; the target is under 300 MB for every one.
+    /// </summary>
+    private static void Readers(Host host, string dir, JsonObject report, TextWriter log)
+    {
+        host.Run(dir, "generate", "--users", "100000", "--visits", "1000000", "--commits", "10");
+        host.Run(dir, "run", "--max-files-per-batch", "1");
+        var readers = new JsonArray();
+        foreach (var args in new[]
+        {
+            new[] { "read-session-tables" },
+            ["read-session-tables", "--limit", "0"],
+            ["read-session-tables", "--format", "json"],
+            ["read-session-tables", "--table", "sessions", "--format", "csv"],
+            ["read-tables"],
+            ["read-tables", "--format", "csv"],
+        })
+        {
+            var result = host.Run(dir, args);
+            var lines = result.Out.Count(c => c == '\n');
+            var command = string.Join(' ', args);
+            log.WriteLine(FormattableString.Invariant($"readers: {command}: {result.Wall.TotalSeconds:F2}s, {result.PeakRssBytes / (1 << 20)} MiB, {lines} lines"));
+            readers.Add(new JsonObject { ["command"] = command, ["s"] = Math.Round(result.Wall.TotalSeconds, 3), ["peak_rss_bytes"] = result.PeakRssBytes, ["lines"] = lines });
+        }
+
+        report["readers"] = readers;
+    }
+
     private static string Render(Options o, JsonObject r)
     {
         var t = new System.Text.StringBuilder();
@@ -435,6 +466,16 @@ public static class Program
 
         if (r["walkthrough_run_s"] is { } walk)
             t.AppendLine(FormattableString.Invariant($"walkthrough: run as a whole process {walk.GetValue<double>():F2} s"));
+        if (r["readers"] is JsonArray readers)
+        {
+            t.AppendLine();
+            t.AppendLine("readers over 1M visits in 10 batches                      s   peak MiB      lines");
+            foreach (var reader in readers)
+            {
+                t.AppendLine(FormattableString.Invariant(
+                    $"{reader!["command"]!.GetValue<string>(),-52} {reader["s"]!.GetValue<double>(),6:F2} {reader["peak_rss_bytes"]!.GetValue<long>() / (1 << 20),10} {reader["lines"]!.GetValue<int>(),10}"));
+            }
+        }
         return t.ToString();
     }
 
