@@ -33,6 +33,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
     private readonly IActorRef _sink;
     private readonly IUserStateStore _store;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly long _startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
     private readonly List<SessionRecord> _pending = [];
     private readonly List<SessionRecord> _completed = [];
     private readonly int _shareSize;
@@ -258,7 +259,7 @@ public sealed class BatchExecution : ReceiveActor, IWithTimers
         _completed.Sort((a, b) => a.UserId.CompareTo(b.UserId));
         var loaded = _loaded!;
         _sink.Tell(new WriteBatch(
-            _plan.Batch, _completed, _pending, loaded.Quarantined, new BatchProvenance(_plan.Batch, _plan.From, _plan.To, _plan.LastVersion, loaded.Visits)));
+            _plan.Batch, _completed, _pending, loaded.Quarantined, new BatchProvenance(_plan.Batch, _plan.From, _plan.To, _plan.LastVersion, loaded.Visits) { StartedAtMillis = _startedAt }));
     }
 
     private void OnWritten(BatchWritten written)

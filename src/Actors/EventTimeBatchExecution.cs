@@ -21,6 +21,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 {
     private readonly BatchPlan _plan;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly long _startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
     private Stepped? _stepped;
 
     public EventTimeBatchExecution(BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IActorRef sink)
@@ -35,7 +36,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
                 ByUser(r.Written),
                 ByUser(r.OpenOfChangedUsers),
                 stepped.Quarantined,
-                new BatchProvenance(plan.Batch, plan.From, plan.To, plan.LastVersion, stepped.Visits, input.Rules),
+                new BatchProvenance(plan.Batch, plan.From, plan.To, plan.LastVersion, stepped.Visits, input.Rules) { StartedAtMillis = _startedAt },
                 ByUser(r.Removed)));
         });
         Receive<BatchWritten>(_ => Written(input));

@@ -25,7 +25,11 @@ public sealed record QuarantinedVisit(long BatchNumber, string SourceFile, long?
 
 /// <summary>Where a batch came from: the visits between two source cursors, recorded in its commits so that a reader (or a restart) can tell which visits made it.</summary>
 /// <remarks><paramref name="Sessions"/> names the session rules of an event-time batch (<see cref="SessionRules.Describe"/>), so a reader knows how to read <c>pending_sessions</c>.</remarks>
-public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits, string? Sessions = null);
+public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor To, long LastVersion, long Visits, string? Sessions = null)
+{
+    /// <summary>When the batch's work began (Unix milliseconds), for reports of how long batches take; not part of the output.</summary>
+    public long? StartedAtMillis { get; init; }
+}
 
 /// <summary>
 /// How <c>pending_sessions</c> reads in event-time mode. A batch writes there every open session of each user whose

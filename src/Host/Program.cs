@@ -221,6 +221,11 @@ public static class Program
         vacuum.SetAction(p => TableCommands.VacuumAsync(Context(p), ParseRetention(p.GetValue(retain)!), p.GetValue(dryRun)));
         root.Subcommands.Add(vacuum);
 
+        var reportOut = new Option<string>("--out") { Description = "The HTML file to write", Required = true };
+        var report = new Command("report", "Write one self-contained HTML page of charts: sessions per hour, session duration, pages per session, batch duration and lag") { reportOut };
+        report.SetAction((p, ct) => ReportCommand.RunAsync(Context(p), p.GetValue(reportOut)!, ct));
+        root.Subcommands.Add(report);
+
         var users = new Option<long>("--users") { Description = "Number of distinct users (ids 1..U)", Required = true };
         var visits = new Option<long>("--visits") { Description = "Number of visits in all", Required = true };
         var commits = new Option<int>("--commits") { Description = "Number of commits to spread them over", DefaultValueFactory = _ => 1 };

@@ -48,6 +48,8 @@ public static class BatchProvenanceJson
         };
         if (provenance.Sessions is not null)
             json[SessionsKey] = provenance.Sessions;
+        if (provenance.StartedAtMillis is { } started)
+            json["startedAt"] = started;
         return json;
     }
 }
