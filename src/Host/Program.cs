@@ -19,7 +19,7 @@ public static class Program
         if (parsed.Errors.Count > 0)
         {
             // "Required command was not provided" is noise beside the token that was not understood.
-            var errors = parsed.Errors.Select(e => e.Message).Where(m => !m.StartsWith("Required command", StringComparison.Ordinal)).DefaultIfEmpty(parsed.Errors[0].Message);
+            var errors = parsed.Errors.Select(e => OneLine(e.Message)).Where(m => !m.StartsWith("Required command", StringComparison.Ordinal)).DefaultIfEmpty(OneLine(parsed.Errors[0].Message));
             Console.Error.WriteLine($"sessionize: {string.Join("; ", errors)} (see 'sessionize --help')");
             return 2;
         }
@@ -43,6 +43,13 @@ public static class Program
                     Console.Error.WriteLine($"peak_rss_bytes={long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024}");
             }
         }
+    }
+
+    /// <summary>A parser message on one line: "Argument 'xml' not recognized. Must be one of:" and its choices, comma-separated.</summary>
+    private static string OneLine(string message)
+    {
+        var lines = message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        return lines.Length <= 1 ? message.Trim() : $"{lines[0]} {string.Join(", ", lines.Skip(1))}";
     }
 
     /// <summary>The one line a user sees for a failure; unexpected exceptions keep their type name so they can be reported.</summary>

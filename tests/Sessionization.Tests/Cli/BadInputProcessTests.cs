@@ -90,10 +90,24 @@ public sealed class BadInputProcessTests : IDisposable
     [InlineData("SESSIONIZATION_MAX_FILES_PER_BATCH", "abc", "sessionization.max-files-per-batch 'abc' is not a whole number")]
     [InlineData("SESSIONIZATION_CHECKPOINTS_RETAIN", "lots", "sessionization.checkpoints.retain 'lots' is not a whole number")]
     [InlineData("SESSIONIZATION_POLL_INTERVAL", "soon", "sessionization.poll-interval 'soon' is not a duration")]
+    [InlineData("SESSIONIZATION_LOG_FORMAT", "xml", "sessionization.log-format 'xml' is not text or json")]
     public void A_bad_environment_value_is_refused_naming_the_setting(string variable, string value, string expected)
     {
         SessionizeProcess.Ok(Data, "generate-new-rows");
         AssertOneLineError(SessionizeProcess.RunWith(Data, null, new Dictionary<string, string> { [variable] = value }, "run"), 1, expected);
+    }
+
+    [Theory]
+    [InlineData("--log-format xml worker", 2, "Argument 'xml' not recognized. Must be one of: 'text', 'json'")]
+    [InlineData("run --bad-rows skip", 2, "Argument 'skip' not recognized. Must be one of: 'fail', 'quarantine'")]
+    [InlineData("worker --metrics-port 0", 2, "--metrics-port must be a TCP port, 1-65535")]
+    [InlineData("worker --metrics-port 70000", 2, "--metrics-port must be a TCP port, 1-65535")]
+    [InlineData("vacuum --retain forever", 1, "--retain 'forever' is not a duration like 168h, 30d or 0s")]
+    [InlineData("report", 2, "--out")]
+    public void Operating_flags_out_of_their_range_are_refused_in_one_line(string command, int exitCode, string expected)
+    {
+        SessionizeProcess.Ok(Data, "generate-new-rows");
+        AssertOneLineError(SessionizeProcess.Run(Data, command.Split(' ')), exitCode, expected);
     }
 
     [Fact]
