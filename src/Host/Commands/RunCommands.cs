@@ -229,6 +229,8 @@ public static class RunCommands
 
         private double? LagSeconds => Backlog?.OldestCommit is { } oldest ? Math.Max(0, (DateTimeOffset.UtcNow - oldest).TotalSeconds) : Backlog is null ? null : 0;
 
+        private static string? Iso(DateTimeOffset? time) => time?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+
         /// <summary>A failure counts as backing off only while a coordinator runs to try again; otherwise it is the last attempt's outcome.</summary>
         private bool BackingOff => Activity.FailuresInARow > 0 && Coordinator is not null;
 
@@ -309,14 +311,14 @@ public static class RunCommands
                 {
                     ["versions"] = b.Versions,
                     ["visits"] = b.Visits,
-                    ["oldest_unprocessed_commit"] = b.OldestCommit?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                    ["oldest_unprocessed_commit"] = Iso(b.OldestCommit),
                     ["seconds"] = LagSeconds,
                 },
                 ["coordinator"] = Coordinator,
                 ["last_batch"] = Activity.LastBatch is not { } batch ? null : new System.Text.Json.Nodes.JsonObject
                 {
                     ["batch"] = batch,
-                    ["committed_at"] = Activity.LastBatchCommittedAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                    ["committed_at"] = Iso(Activity.LastBatchCommittedAt),
                     ["duration_ms"] = Activity.LastBatchDurationMs,
                     ["visits"] = Activity.LastBatchVisits,
                     ["visits_per_second"] = Activity.LastBatchRate,
@@ -325,7 +327,7 @@ public static class RunCommands
                 {
                     ["backing_off"] = BackingOff,
                     ["failures_in_a_row"] = Activity.FailuresInARow,
-                    ["next_attempt_at"] = BackingOff ? Activity.NextAttemptAt?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) : null,
+                    ["next_attempt_at"] = BackingOff ? Iso(Activity.NextAttemptAt) : null,
                     ["last_failure"] = Activity.LastFailure,
                 },
                 ["retained_checkpoints"] = new System.Text.Json.Nodes.JsonObject
