@@ -225,8 +225,18 @@ public static class Program
         };
         var dryRun = new Option<bool>("--dry-run") { Description = "List the files it would delete, and delete none" };
         var vacuum = new Command("vacuum", "Delete the output tables' data files that no version inside the retention needs (time travel within it keeps working)") { retain, dryRun };
-        vacuum.SetAction(p => TableCommands.VacuumAsync(Context(p), ParseRetention(p.GetValue(retain)!), p.GetValue(dryRun)));
+        vacuum.SetAction(p => UpkeepCommands.VacuumAsync(Context(p), ParseRetention(p.GetValue(retain)!), p.GetValue(dryRun)));
         root.Subcommands.Add(vacuum);
+
+        var targetSize = new Option<string>("--target-size")
+        {
+            Description = "Join small files into files of up to this size, e.g. 128MiB (the default), 512KiB, 1GiB",
+            DefaultValueFactory = _ => "128MiB",
+        };
+        var optimize = new Command("optimize", "Compact the session tables' small per-batch files into larger ones (batches a rewind can still take back stay as they are)") { provider, connection, targetSize };
+        optimize.SetAction((p, ct) => UpkeepCommands.OptimizeAsync(
+            Context(p, new CommandLineOverrides(Provider: p.GetValue(provider), ConnectionString: p.GetValue(connection))), ParseSize(p.GetValue(targetSize)!), ct));
+        root.Subcommands.Add(optimize);
 
         var reportOut = new Option<string>("--out") { Description = "The HTML file to write", Required = true };
         var report = new Command("report", "Write one self-contained HTML page of charts: sessions per hour, session duration, pages per session, batch duration and lag") { reportOut };
@@ -271,6 +281,19 @@ public static class Program
         Domain.Durations.TryParseMicros(text) is { } micros
             ? TimeSpan.FromMicroseconds(micros)
             : throw new UserFacingException($"--retain '{text}' is not a duration like 168h, 30d or 0s");
+
+    private static long ParseSize(string text)
+    {
+        var t = text.Trim();
+        (string Suffix, long Bytes)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("KiB", 1L << 10), ("B", 1)];
+        foreach (var (suffix, bytes) in units)
+        {
+            if (t.EndsWith(suffix, StringComparison.Ordinal) && long.TryParse(t[..^suffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 && n <= long.MaxValue / bytes)
+                return n * bytes;
+        }
+
+        throw new UserFacingException($"--target-size '{text}' is not a size like 128MiB, 512KiB or 1GiB");
+    }
 
     private static TimeSpan? ParseInterval(string? text)
     {

@@ -198,7 +198,7 @@ public static class CrashTestCommand
         var corrections = 0;
         for (var version = 0L; version <= (sessions.Delta.LatestVersion() ?? -1); version++)
         {
-            if (sessions.Delta.ReadCommit(version).OfType<Persistence.Delta.RemoveFile>().Any())
+            if (sessions.Delta.ReadCommit(version).OfType<Persistence.Delta.RemoveFile>().Any(r => r.DataChange))
                 corrections++;
         }
 

@@ -134,39 +134,6 @@ public static class TableCommands
     }
 
     /// <summary>
-    /// Deletes the output tables' data files that no version inside <paramref name="retain"/> needs. It holds the
-    /// coordinator lock while it works, so it never races a batch writing its files.
-    /// </summary>
-    public static Task<int> VacuumAsync(CommandContext context, TimeSpan retain, bool dryRun)
-    {
-        context.RequireBaseDirectory();
-        using var coordinatorLock = CoordinatorLock.Acquire(Configuration.SessionizationConfig.StateDirectory(context.BaseDirectory), "vacuum");
-        var tables = new[]
-        {
-            SessionTable.Pending(context.BaseDirectory).Delta,
-            SessionTable.Completed(context.BaseDirectory).Delta,
-            QuarantineTable.In(context.BaseDirectory).Delta,
-        }.Where(t => t.Exists).ToList();
-        if (tables.Count == 0)
-            throw new UserFacingException($"no output tables in {context.BaseDirectory} (run has not committed a batch yet)");
-        var now = DateTimeOffset.UtcNow;
-        foreach (var table in tables)
-        {
-            var result = Persistence.Delta.DeltaVacuum.Run(table, now, retain, dryRun);
-            context.Output.WriteLine(string.Create(
-                CultureInfo.InvariantCulture,
-                $"{result.Table}: {(dryRun ? "would delete" : "deleted")} {result.Deleted.Count} file{(result.Deleted.Count == 1 ? "" : "s")} ({result.Bytes / 1024.0:F1} KiB); kept {result.Kept} removed file{(result.Kept == 1 ? "" : "s")} still inside the retention"));
-            if (dryRun)
-            {
-                foreach (var file in result.Deleted)
-                    context.Output.WriteLine($"  {file}");
-            }
-        }
-
-        return Task.FromResult(0);
-    }
-
-    /// <summary>
     /// Standard output is written through a large buffer: the console's own writer flushes every line, which for a
     /// million rows costs more than reading them.
     /// </summary>

@@ -103,6 +103,39 @@ public sealed class FileStats(long rows)
         return this;
     }
 
+    /// <summary>The statistics of a non-null long column whose bounds were taken as its rows streamed by.</summary>
+    public FileStats Long(string column, LongBounds bounds)
+    {
+        if (bounds.Min is { } min && bounds.Max is { } max)
+        {
+            _min[column] = min;
+            _max[column] = max;
+        }
+
+        _nulls[column] = 0;
+        return this;
+    }
+
+    /// <summary>The statistics of a non-null timestamp column whose bounds were taken as its rows streamed by.</summary>
+    public FileStats Timestamp(string column, LongBounds micros)
+    {
+        if (micros.Min is { } min && micros.Max is { } max)
+        {
+            _min[column] = Millis(min);
+            _max[column] = Millis(max);
+        }
+
+        _nulls[column] = 0;
+        return this;
+    }
+
+    /// <summary>A string column with no nulls.</summary>
+    public FileStats NoNulls(string column)
+    {
+        _nulls[column] = 0;
+        return this;
+    }
+
     public string ToJson() => new JsonObject
     {
         ["numRecords"] = rows,
@@ -137,6 +170,30 @@ public sealed class FileStats(long rows)
     }
 }
 
+/// <summary>The least and greatest of the values seen so far, for the statistics of a file written row group by row group.</summary>
+public struct LongBounds
+{
+    public long? Min { get; private set; }
+
+    public long? Max { get; private set; }
+
+    public void Include(long value)
+    {
+        Min = Min is { } min && min <= value ? min : value;
+        Max = Max is { } max && max >= value ? max : value;
+    }
+}
+
+/// <summary>
+/// Live data files of a table that hold the batches <see cref="First"/> to <see cref="Last"/>, and no other file
+/// holds any of them. Each batch writes one file; a compaction (<c>optimize</c>) joins the files of consecutive
+/// batches into one, so groups never overlap and are read in batch order.
+/// </summary>
+public sealed record BatchFiles(long First, long Last, IReadOnlyList<AddFile> Files)
+{
+    public long Size => Files.Sum(f => f.Size);
+}
+
 /// <summary>
 /// The commit discipline shared by the sessionizer's output tables: one commit per batch, carrying a
 /// <c>txn</c> action (app id + batch number) so that a batch written again after a crash is recognised and
@@ -147,6 +204,9 @@ public sealed class FileStats(long rows)
 public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
 {
     public const string AppId = "sessionization";
+
+    /// <summary>The operation a compaction's commitInfo names, as Delta's own OPTIMIZE does.</summary>
+    public const string OptimizeOperation = "OPTIMIZE";
 
     public DeltaTable Delta { get; } = delta;
 
@@ -213,7 +273,7 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
             actions.Add(new RemoveFile(rewrite.Old.Path, time, true));
             if (rewrite.Replacement is { RowCount: > 0 } replacement)
             {
-                actions.Add(await WriteAsync(replacement, BatchOf(rewrite.Old), version, time));
+                actions.Add(await WriteAsync(replacement, BatchRangeOf(rewrite.Old).First, version, time));
                 rows += replacement.RowCount;
                 files++;
             }
@@ -227,12 +287,66 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         return true;
     }
 
-    private async Task<AddFile> WriteAsync(BatchFile file, long batch, long version, long time)
+    private async Task<AddFile> WriteAsync(BatchFile file, long batch, long version, long time, bool dataChange = true)
     {
         var written = await ParquetFiles.WriteAsync(
             Delta.Root, file.Write, file.Timestamps, hash => ParquetFiles.ContentName(Delta.Name, batch, version, hash));
-        return new AddFile(written.Name, new Dictionary<string, string?>(), written.Size, time, true, file.Stats.ToJson(), false);
+        return new AddFile(written.Name, new Dictionary<string, string?>(), written.Size, time, dataChange, file.Stats.ToJson(), false);
     }
+
+    /// <summary>
+    /// Commits a compaction (Delta's <c>OPTIMIZE</c>): each group of <paramref name="bins"/> is replaced by the one file
+    /// its <see cref="BatchFile"/> writes, holding the same rows. The commit's adds and removes say
+    /// <c>dataChange=false</c>, so a streaming reader of the table's changes passes over it, and it carries no
+    /// <c>txn</c>: it is not a batch. Returns the version committed and the bytes written, or null when there was nothing to compact.
+    /// </summary>
+    public async Task<(long Version, long Bytes)?> CommitCompactionAsync(IReadOnlyList<(BatchFiles Bin, BatchFile File)> bins)
+    {
+        if (bins.Count == 0)
+            return null;
+        var latest = Delta.LatestVersion() ?? throw new DeltaTableException($"{Delta.Name}: the table does not exist");
+        var version = latest + 1;
+        var time = Delta.NextCommitTimestamp(latest);
+        var actions = new List<DeltaAction>();
+        long removedBytes = 0, addedBytes = 0, rows = 0;
+        foreach (var (bin, file) in bins)
+        {
+            foreach (var old in bin.Files)
+            {
+                actions.Add(new RemoveFile(old.Path, time, false));
+                removedBytes += old.Size;
+            }
+
+            var add = await WriteAsync(file, bin.First, version, time, dataChange: false);
+            actions.Add(add);
+            addedBytes += add.Size;
+            rows += file.RowCount;
+        }
+
+        var removed = bins.Sum(b => b.Bin.Files.Count);
+        actions.Add(new CommitInfoAction(new JsonObject
+        {
+            ["timestamp"] = time,
+            ["operation"] = OptimizeOperation,
+            ["operationParameters"] = new JsonObject { ["predicate"] = "[]", ["zOrderBy"] = "[]", ["auto"] = false },
+            ["isBlindAppend"] = false,
+            ["operationMetrics"] = new JsonObject
+            {
+                ["numRemovedFiles"] = Text(removed),
+                ["numRemovedBytes"] = Text(removedBytes),
+                ["numAddedFiles"] = Text(bins.Count),
+                ["numAddedBytes"] = Text(addedBytes),
+                ["numOutputRows"] = Text(rows),
+            },
+            ["engineInfo"] = EngineInfo.Name,
+        }));
+        Delta.Commit(version, actions);
+        return (version, addedBytes);
+    }
+
+    /// <summary>Whether a commit is a compaction: it changes which files hold the rows, not the rows.</summary>
+    public static bool IsCompaction(IReadOnlyList<DeltaAction> actions) =>
+        actions.OfType<CommitInfoAction>().Any(c => c.Content["operation"]?.GetValue<string>() == OptimizeOperation);
 
     /// <summary>
     /// Takes back batch <paramref name="batch"/> and every later one: one commit brings the table back to what it was
@@ -244,9 +358,7 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         if (!Delta.Exists || !(LastCommittedBatch() >= batch))
             return false;
         var snapshot = Delta.LoadSnapshot();
-        IReadOnlyList<AddFile> target = batch == 0 ? [] : VersionAfter(batch - 1) is { } version
-            ? Delta.LoadSnapshot(version).Files
-            : snapshot.Files.Where(f => BatchOf(f) < batch).ToList();
+        var target = batch == 0 ? [] : Target(batch, snapshot);
         var time = Delta.NextCommitTimestamp(snapshot.Version);
         var live = snapshot.Files.Select(f => f.Path).ToHashSet();
         var wanted = target.Select(f => f.Path).ToHashSet();
@@ -269,22 +381,50 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         return true;
     }
 
+    /// <summary>
+    /// The files the table held after batch <paramref name="batch"/> - 1: those of the newest version whose commit
+    /// left it there, with every later compaction of those files applied. A compaction changes no rows, so applying
+    /// it keeps the content and spares the rewind from putting back small files a vacuum has since deleted.
+    /// </summary>
+    private List<AddFile> Target(long batch, DeltaSnapshot snapshot)
+    {
+        var log = Delta.ListLog();
+        var index = -1;
+        for (var i = log.Commits.Count - 1; i >= 0 && index < 0; i--)
+        {
+            if (Delta.ReadCommit(log.Commits[i]).OfType<TxnAction>().Any(t => t.AppId == AppId && t.Version == batch - 1))
+                index = i;
+        }
+
+        if (index < 0)
+        {
+            // No commit left the table after that batch (the table began later): keep the files of earlier batches.
+            if (InBatchOrder(snapshot.Files).FirstOrDefault(g => g.First < batch && g.Last >= batch) is { } straddling)
+                throw new DeltaTableException($"{Delta.Name}: cannot rewind to batch {batch}: a compacted file holds batches {straddling.First} to {straddling.Last}");
+            return snapshot.Files.Where(f => BatchRangeOf(f).Last < batch).ToList();
+        }
+
+        var target = Delta.LoadSnapshot(log.Commits[index]).Files.ToDictionary(f => f.Path);
+        foreach (var version in log.Commits.Skip(index + 1))
+        {
+            var actions = Delta.ReadCommit(version);
+            if (!IsCompaction(actions))
+                continue;
+            var removed = actions.OfType<RemoveFile>().Select(r => r.Path).ToList();
+            if (removed.Count == 0 || !removed.All(target.ContainsKey))
+                continue;
+            foreach (var path in removed)
+                target.Remove(path);
+            foreach (var add in actions.OfType<AddFile>())
+                target[add.Path] = add;
+        }
+
+        return [.. target.Values];
+    }
+
     /// <summary>Whether a commit takes batches back (a rewind) rather than writing one.</summary>
     public static bool IsRewind(IReadOnlyList<DeltaAction> actions) =>
         actions.OfType<CommitInfoAction>().Any(c => c.Content["operation"]?.GetValue<string>() is "DELETE" or "RESTORE");
-
-    /// <summary>The newest version whose commit left the table after batch <paramref name="batch"/>: what a rewind to the next batch restores.</summary>
-    private long? VersionAfter(long batch)
-    {
-        var log = Delta.ListLog();
-        for (var i = log.Commits.Count - 1; i >= 0; i--)
-        {
-            if (Delta.ReadCommit(log.Commits[i]).OfType<TxnAction>().Any(t => t.AppId == AppId && t.Version == batch))
-                return log.Commits[i];
-        }
-
-        return null;
-    }
 
     /// <summary>
     /// The session rules the table's latest batch was written under, as its commit records them (see
@@ -305,12 +445,38 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         return null;
     }
 
-    /// <summary>The batch a data file holds, from its statistics.</summary>
-    public long BatchOf(AddFile file)
+    /// <summary>The batches a data file holds, from its statistics: one batch, or a compacted file's consecutive batches.</summary>
+    public (long First, long Last) BatchRangeOf(AddFile file)
     {
         var stats = file.Stats is null ? null : JsonNode.Parse(file.Stats);
-        return stats?["minValues"]?["batch_number"]?.GetValue<long>()
-            ?? throw new DeltaTableException($"{Delta.Name}/{file.Path}: no batch_number statistics; not written by the sessionizer");
+        var first = stats?["minValues"]?["batch_number"]?.GetValue<long>();
+        var last = stats?["maxValues"]?["batch_number"]?.GetValue<long>();
+        return first is { } f && last is { } l
+            ? (f, l)
+            : throw new DeltaTableException($"{Delta.Name}/{file.Path}: no batch_number statistics; not written by the sessionizer");
+    }
+
+    /// <summary>The rows a data file holds, from its statistics.</summary>
+    public long RowCountOf(AddFile file) =>
+        (file.Stats is null ? null : JsonNode.Parse(file.Stats)?["numRecords"]?.GetValue<long>())
+        ?? throw new DeltaTableException($"{Delta.Name}/{file.Path}: no numRecords statistics; not written by the sessionizer");
+
+    /// <summary>
+    /// <paramref name="files"/> grouped by the batches they hold, in batch order: files whose batch ranges overlap share
+    /// a group (see <see cref="BatchFiles"/>).
+    /// </summary>
+    public IReadOnlyList<BatchFiles> InBatchOrder(IEnumerable<AddFile> files)
+    {
+        var groups = new List<BatchFiles>();
+        foreach (var (file, (first, last)) in files.Select(f => (f, BatchRangeOf(f))).OrderBy(f => f.Item2.First).ThenBy(f => f.Item2.Last))
+        {
+            if (groups.Count > 0 && groups[^1].Last >= first)
+                groups[^1] = new BatchFiles(groups[^1].First, Math.Max(groups[^1].Last, last), [.. groups[^1].Files, file]);
+            else
+                groups.Add(new BatchFiles(first, last, [file]));
+        }
+
+        return groups;
     }
 
     // Each table gets its own random id, as Delta intends: the id is what tells one table from a copy of another.

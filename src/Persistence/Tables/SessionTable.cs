@@ -8,6 +8,12 @@ using Sessionization.Persistence.Parquet;
 namespace Sessionization.Persistence.Tables;
 
 /// <summary>
+/// What a compaction of one table did: the groups of files it joined (one new file each), the version it committed
+/// (null when there was nothing to compact) and the bytes of the new files.
+/// </summary>
+public sealed record CompactionResult(string Table, IReadOnlyList<BatchFiles> Joined, long? Version, long Bytes);
+
+/// <summary>
 /// The sessionizer's output tables. Each batch is one commit per table carrying a <c>txn</c> action
 /// (app id + batch number), so a batch that is written again after a crash is recognised and skipped.
 /// </summary>
@@ -95,26 +101,28 @@ public sealed class SessionTable
             new TimestampValues("end_time", [.. rows.Select(r => r.EndTimeMicros)], null)]);
     }
 
-    /// <summary>The files holding <paramref name="removed"/> (found by their batch), each rewritten without them; every row must be found.</summary>
+    /// <summary>
+    /// The files holding <paramref name="removed"/> (found by the batches they hold), each rewritten without them; every
+    /// row must be found. A compacted file holding several batches is rewritten once, whatever it loses.
+    /// </summary>
     private async Task<List<FileRewrite>> RewritesAsync(long batch, IReadOnlyList<SessionRecord> removed, CancellationToken cancellationToken)
     {
-        var snapshot = Delta.LoadSnapshot();
+        var left = removed.ToList();
+        var batches = removed.Select(r => r.BatchNumber).ToHashSet();
         var rewrites = new List<FileRewrite>();
-        foreach (var fromBatch in removed.GroupBy(r => r.BatchNumber))
+        foreach (var file in Delta.LoadSnapshot().Files)
         {
-            var left = fromBatch.ToList();
-            foreach (var file in snapshot.Files.Where(f => Log.BatchOf(f) == fromBatch.Key))
-            {
-                var rows = await ReadFileAsync(file.Path, file.Size, cancellationToken);
-                var kept = rows.Where(row => !left.Remove(row)).ToList();
-                if (kept.Count < rows.Count)
-                    rewrites.Add(new FileRewrite(file, kept.Count == 0 ? null : File(kept, cancellationToken)));
-            }
-
-            if (left.Count > 0)
-                throw new DeltaTableException($"{Name}: batch {batch} corrects a row that batch {fromBatch.Key} did not write: user {left[0].UserId}, '{left[0].ConcatenatedPages}'");
+            var (first, last) = Log.BatchRangeOf(file);
+            if (!batches.Any(b => b >= first && b <= last))
+                continue;
+            var rows = await ReadFileAsync(file.Path, file.Size, cancellationToken);
+            var kept = rows.Where(row => !left.Remove(row)).ToList();
+            if (kept.Count < rows.Count)
+                rewrites.Add(new FileRewrite(file, kept.Count == 0 ? null : File(kept, cancellationToken)));
         }
 
+        if (left.Count > 0)
+            throw new DeltaTableException($"{Name}: batch {batch} corrects a row that batch {left[0].BatchNumber} did not write: user {left[0].UserId}, '{left[0].ConcatenatedPages}'");
         return rewrites;
     }
 
@@ -124,6 +132,11 @@ public sealed class SessionTable
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<SessionRecord> rows, CancellationToken cancellationToken)
     {
         await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
+        await WriteRowGroupAsync(writer, rows);
+    }
+
+    private async Task WriteRowGroupAsync(ParquetWriter writer, IReadOnlyList<SessionRecord> rows)
+    {
         using var group = writer.CreateRowGroup();
         foreach (var column in _columns)
         {
@@ -151,6 +164,100 @@ public sealed class SessionTable
         }
     }
 
+    /// <summary>Rows per row group of a compacted file: DuckDB's own size, and what a reader holds at once.</summary>
+    public const int CompactedRowGroupRows = 122_880;
+
+    /// <summary>
+    /// Compacts the table's small files (Delta's <c>OPTIMIZE</c>, bin-packing): files of consecutive batches, each
+    /// smaller than <paramref name="targetBytes"/>, are joined into files of about that size, in batch order, in one
+    /// commit that changes no rows (see <see cref="BatchTableLog.CommitCompactionAsync"/>). Only batches before
+    /// <paramref name="compactBefore"/> are touched: the caller leaves out the batches a rewind can still take back,
+    /// so a rewind never has to split a compacted file. Memory holds one source file's rows at a time.
+    /// </summary>
+    public async Task<CompactionResult> OptimizeAsync(long compactBefore, long targetBytes, int rowGroupRows = CompactedRowGroupRows, CancellationToken cancellationToken = default)
+    {
+        if (!Delta.Exists)
+            return new CompactionResult(Name, [], null, 0);
+        var bins = new List<BatchFiles>();
+        var bin = new List<BatchFiles>();
+        void Close()
+        {
+            if (bin.Sum(g => g.Files.Count) >= 2)
+                bins.Add(new BatchFiles(bin[0].First, bin[^1].Last, [.. bin.SelectMany(g => g.Files)]));
+            bin.Clear();
+        }
+
+        foreach (var group in Log.InBatchOrder(Delta.LoadSnapshot().Files))
+        {
+            if (group.Last >= compactBefore || group.Size >= targetBytes)
+            {
+                Close();
+                continue;
+            }
+
+            if (bin.Sum(g => g.Size) + group.Size > targetBytes)
+                Close();
+            bin.Add(group);
+        }
+
+        Close();
+        var committed = await Log.CommitCompactionAsync([.. bins.Select(b => (b, Compacted(b, rowGroupRows, cancellationToken)))]);
+        return new CompactionResult(Name, bins, committed?.Version, committed?.Bytes ?? 0);
+    }
+
+    /// <summary>The one file <paramref name="bin"/>'s rows go into, in batch order, streamed one source file at a time.</summary>
+    private BatchFile Compacted(BatchFiles bin, int rowGroupRows, CancellationToken cancellationToken)
+    {
+        var expected = bin.Files.Sum(f => Log.RowCountOf(f));
+        var stats = new FileStats(expected);
+        var timestamps = new List<TimestampValues>();
+        async Task Write(Stream stream)
+        {
+            var starts = new List<long>();
+            var ends = new List<long>();
+            LongBounds users = default, batches = default, counts = default, startBounds = default, endBounds = default;
+            await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
+            var rowGroup = new List<SessionRecord>(Math.Min(rowGroupRows, checked((int)Math.Min(expected, int.MaxValue))));
+            async Task Flush()
+            {
+                await WriteRowGroupAsync(writer, rowGroup);
+                rowGroup.Clear();
+            }
+
+            foreach (var group in Log.InBatchOrder(bin.Files))
+            {
+                await foreach (var rows in ReadInOrderAsync(group, cancellationToken))
+                {
+                    foreach (var row in rows)
+                    {
+                        users.Include(row.UserId);
+                        batches.Include(row.BatchNumber);
+                        counts.Include(row.VisitCount);
+                        startBounds.Include(row.StartTimeMicros);
+                        endBounds.Include(row.EndTimeMicros);
+                        starts.Add(row.StartTimeMicros);
+                        ends.Add(row.EndTimeMicros);
+                        rowGroup.Add(row);
+                        if (rowGroup.Count == rowGroupRows)
+                            await Flush();
+                    }
+                }
+            }
+
+            if (rowGroup.Count > 0)
+                await Flush();
+            if (starts.Count != expected)
+                throw new DeltaTableException($"{Name}: the files of batches {bin.First} to {bin.Last} hold {starts.Count} rows but their statistics say {expected}");
+            stats.Long("user_id", users).NoNulls("concatenated_pages").Long("batch_number", batches)
+                .Timestamp("start_time", startBounds).Timestamp("end_time", endBounds).Long("visit_count", counts);
+            // The timestamps are read once the file is written, to correct its statistics.
+            timestamps.Add(new TimestampValues("start_time", [.. starts]));
+            timestamps.Add(new TimestampValues("end_time", [.. ends]));
+        }
+
+        return new BatchFile(checked((int)expected), stats, Write, timestamps);
+    }
+
     /// <summary>Every row of the table at its latest version, or at <paramref name="version"/> (time travel).</summary>
     public async Task<List<SessionRecord>> ReadAllAsync(long? version = null, CancellationToken cancellationToken = default)
     {
@@ -163,69 +270,90 @@ public sealed class SessionTable
     }
 
     /// <summary>
-    /// Every row of the latest version in (batch_number, user_id, start_time) order, read one batch at a time: the files'
-    /// batch_number statistics order them, so a reader that stops early reads only the batches it shows, and memory
-    /// holds one batch's rows.
+    /// Every row of the latest version in (batch_number, user_id, start_time) order, read a batch (or a compacted
+    /// file's row group) at a time: the files' batch_number statistics order them, so a reader that stops early reads
+    /// only the batches it shows, and memory holds one batch's rows.
     /// </summary>
     public async IAsyncEnumerable<SessionRecord> ReadInBatchOrderAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         if (!Delta.Exists)
             yield break;
-        foreach (var batch in Delta.LoadSnapshot().Files.GroupBy(Log.BatchOf).OrderBy(g => g.Key))
+        foreach (var group in Log.InBatchOrder(Delta.LoadSnapshot().Files))
         {
-            var rows = new List<SessionRecord>();
-            foreach (var file in batch)
-                rows.AddRange(await ReadFileAsync(file.Path, file.Size, cancellationToken));
-            rows.Sort(static (a, b) => a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber)
-                : a.UserId != b.UserId ? a.UserId.CompareTo(b.UserId)
-                : a.StartTimeMicros.CompareTo(b.StartTimeMicros));
-            foreach (var row in rows)
-                yield return row;
+            await foreach (var rows in ReadInOrderAsync(group, cancellationToken))
+            {
+                foreach (var row in rows)
+                    yield return row;
+            }
         }
     }
 
     /// <summary>
-    /// The rows committed by <paramref name="batch"/> alone, found by walking back from the newest commit. A rewind
-    /// commit (one that removes files) makes every older commit of a later batch dead, so those are passed over.
+    /// The rows of one group of files in (batch_number, user_id, start_time) order, in chunks. A single file is read a
+    /// row group at a time: a batch's file has one, and a compacted file was written in that order.
+    /// </summary>
+    private async IAsyncEnumerable<List<SessionRecord>> ReadInOrderAsync(BatchFiles group, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (group.Files.Count == 1)
+        {
+            await foreach (var rows in ReadRowGroupsAsync(group.Files[0].Path, group.Files[0].Size, cancellationToken))
+            {
+                rows.Sort(InBatchOrder);
+                yield return rows;
+            }
+
+            yield break;
+        }
+
+        var all = new List<SessionRecord>();
+        foreach (var file in group.Files)
+            all.AddRange(await ReadFileAsync(file.Path, file.Size, cancellationToken));
+        all.Sort(InBatchOrder);
+        yield return all;
+    }
+
+    private static int InBatchOrder(SessionRecord a, SessionRecord b) =>
+        a.BatchNumber != b.BatchNumber ? a.BatchNumber.CompareTo(b.BatchNumber)
+        : a.UserId != b.UserId ? a.UserId.CompareTo(b.UserId)
+        : a.StartTimeMicros.CompareTo(b.StartTimeMicros);
+
+    /// <summary>
+    /// The rows batch <paramref name="batch"/> committed, as the latest version holds them: from the files whose batch
+    /// range takes it in (its own, or a compacted one). A rewind takes later batches' rows out of the latest version,
+    /// so a batch taken back reads as empty until it is committed again.
     /// </summary>
     public async Task<List<SessionRecord>> ReadBatchAsync(long batch, CancellationToken cancellationToken = default)
     {
-        var log = Delta.ListLog();
-        var ceiling = long.MaxValue;
-        for (var i = log.Commits.Count - 1; i >= 0; i--)
+        if (!Delta.Exists)
+            return [];
+        var rows = new List<SessionRecord>();
+        foreach (var file in Delta.LoadSnapshot().Files)
         {
-            var actions = Delta.ReadCommit(log.Commits[i]);
-            var txn = actions.OfType<TxnAction>().FirstOrDefault(t => t.AppId == AppId);
-            if (txn is null)
+            var (first, last) = Log.BatchRangeOf(file);
+            if (batch < first || batch > last)
                 continue;
-            if (BatchTableLog.IsRewind(actions))
-            {
-                ceiling = Math.Min(ceiling, txn.Version);
-                continue;
-            }
-
-            if (txn.Version > ceiling || txn.Version > batch)
-                continue;
-            if (txn.Version < batch)
-                break;
-            var rows = new List<SessionRecord>();
-            // A correcting batch's commit also adds earlier batches' files, rewritten: only its own rows are its.
-            foreach (var add in actions.OfType<AddFile>().Where(a => Log.BatchOf(a) == batch))
-                rows.AddRange(await ReadFileAsync(add.Path, add.Size, cancellationToken));
-            return rows;
+            await foreach (var group in ReadRowGroupsAsync(file.Path, file.Size, cancellationToken))
+                rows.AddRange(first == last ? group : group.Where(r => r.BatchNumber == batch));
         }
 
-        return [];
+        return rows;
     }
 
     private async Task<List<SessionRecord>> ReadFileAsync(string logPath, long loggedSize, CancellationToken cancellationToken)
+    {
+        var rows = new List<SessionRecord>();
+        await foreach (var group in ReadRowGroupsAsync(logPath, loggedSize, cancellationToken))
+            rows.AddRange(group);
+        return rows;
+    }
+
+    private async IAsyncEnumerable<List<SessionRecord>> ReadRowGroupsAsync(string logPath, long loggedSize, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var path = Delta.DataFilePath(logPath);
         await using var stream = ParquetFiles.OpenLogged(Name, path, loggedSize);
         await using var reader = await ParquetReader.CreateAsync(stream, cancellationToken: cancellationToken);
         DataField Field(string name) => reader.Schema.DataFields.FirstOrDefault(f => f.Name == name)
             ?? throw new DeltaTableException($"{Name}/{Path.GetFileName(path)}: has no column '{name}'");
-        var rows = new List<SessionRecord>();
         for (var g = 0; g < reader.RowGroupCount; g++)
         {
             using var group = reader.OpenRowGroupReader(g);
@@ -242,10 +370,10 @@ public sealed class SessionTable
             await group.ReadAsync<DateTime>(Field("start_time"), starts, null, cancellationToken);
             await group.ReadAsync<DateTime>(Field("end_time"), ends, null, cancellationToken);
             await group.ReadAsync<long>(Field("visit_count"), counts, null, cancellationToken);
+            var rows = new List<SessionRecord>(n);
             for (var i = 0; i < n; i++)
                 rows.Add(new SessionRecord(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
+            yield return rows;
         }
-
-        return rows;
     }
 }
