@@ -122,24 +122,51 @@ public static class Program
                 o = o with { Sections = ["main", "worker", "touch"] };
         }
 
-        if (o.Sections.Contains("main"))
-            await MainComparisonAsync(o, host, Path.Combine(root, "main"), report, log);
-        if (o.Sections.Contains("history"))
-            HistoryGrowth(o, host, Path.Combine(root, "history"), report, log);
-        if (o.Sections.Contains("memory"))
-            await MemoryAndRecoveryAsync(o, host, Path.Combine(root, "memory"), report, log);
-        if (o.Sections.Contains("walkthrough"))
-            Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
-        if (o.Sections.Contains("readers"))
-            Readers(host, Path.Combine(root, "readers"), report, log);
-        if (o.Sections.Contains("touch") && o.EventTime is not null)
-            await TouchAsync(o, host, Path.Combine(root, "touch"), report, log);
+        async Task MeasureAsync(TextWriter log)
+        {
+            if (o.Sections.Contains("main"))
+                await MainComparisonAsync(o, host, Path.Combine(root, "main"), report, log);
+            if (o.Sections.Contains("history"))
+                HistoryGrowth(o, host, Path.Combine(root, "history"), report, log);
+            if (o.Sections.Contains("memory"))
+                await MemoryAndRecoveryAsync(o, host, Path.Combine(root, "memory"), report, log);
+            if (o.Sections.Contains("walkthrough"))
+                Walkthrough(host, Path.Combine(root, "walkthrough"), report, log);
+            if (o.Sections.Contains("readers"))
+                Readers(host, Path.Combine(root, "readers"), report, log);
+            if (o.Sections.Contains("touch") && o.EventTime is not null)
+                await TouchAsync(o, host, Path.Combine(root, "touch"), report, log);
+        }
+
+        if (BenchProgress.Available(o.Json))
+            await BenchProgress.RunAsync(Measurements(o), MeasureAsync);
+        else
+            await MeasureAsync(log);
 
         if (o.Json)
             stdout.WriteLine(report.ToJsonString());
         else
             stdout.Write(Render(o, report));
         return report["outputs_agree"] is JsonValue agree && !agree.GetValue<bool>() ? 1 : 0;
+    }
+
+    /// <summary>The lines the chosen sections report, one per measurement: the progress bar's length.</summary>
+    private static int Measurements(Options o)
+    {
+        var count = 0;
+        if (o.Sections.Contains("main"))
+            count += o.Runs + (o.Sections.Contains("worker") ? 1 : 0);
+        if (o.Sections.Contains("history"))
+            count += o.HistoryBatches.Length;
+        if (o.Sections.Contains("memory"))
+            count += 2;
+        if (o.Sections.Contains("walkthrough"))
+            count += 1;
+        if (o.Sections.Contains("readers"))
+            count += ReaderCommands.Length;
+        if (o.Sections.Contains("touch") && o.EventTime is not null)
+            count += 1;
+        return count;
     }
 
     private static async Task MainComparisonAsync(Options o, Host host, string dir, JsonObject report, TextWriter log)
@@ -380,6 +407,16 @@ public static class Program
         report["walkthrough_run_s"] = Math.Round(run.Wall.TotalSeconds, 3);
     }
 
+    private static readonly string[][] ReaderCommands =
+    [
+        ["read-session-tables"],
+        ["read-session-tables", "--limit", "0"],
+        ["read-session-tables", "--format", "json"],
+        ["read-session-tables", "--table", "sessions", "--format", "csv"],
+        ["read-tables"],
+        ["read-tables", "--format", "csv"],
+    ];
+
     /// <summary>
     /// The read commands over the example: 1M visits (100K users) in 10 batches, about 840K session rows. Each
     /// command's wall time and peak resident memory; the target is under 300 MB for every one.
@@ -389,15 +426,7 @@ public static class Program
         host.Run(dir, "generate", "--users", "100000", "--visits", "1000000", "--commits", "10");
         host.Run(dir, "run", "--max-files-per-batch", "1");
         var readers = new JsonArray();
-        foreach (var args in new[]
-        {
-            new[] { "read-session-tables" },
-            ["read-session-tables", "--limit", "0"],
-            ["read-session-tables", "--format", "json"],
-            ["read-session-tables", "--table", "sessions", "--format", "csv"],
-            ["read-tables"],
-            ["read-tables", "--format", "csv"],
-        })
+        foreach (var args in ReaderCommands)
         {
             var result = host.Run(dir, args);
             var lines = result.Out.Count(c => c == '\n');
