@@ -38,14 +38,52 @@ public sealed record BatchProvenance(long Batch, SourceCursor From, SourceCursor
 /// batch that wrote any row of that user to either table: a batch that closed the user's last open session wrote a
 /// <c>sessions</c> row and no pending one.
 /// </summary>
-public static class OpenSessions
+public sealed class OpenSessions
 {
+    // Per user, the rows of the latest batch that wrote it a pending row: memory follows the users, not the history.
+    private readonly Dictionary<long, (long Batch, List<SessionRecord> Rows)> _latest = [];
+    private bool _writtenStarted;
+
     public static List<SessionRecord> From(IEnumerable<SessionRecord> pending, IEnumerable<SessionRecord> written)
     {
-        var pendingRows = pending as IReadOnlyCollection<SessionRecord> ?? pending.ToList();
-        var last = new Dictionary<long, long>();
-        foreach (var row in pendingRows.Concat(written))
-            last[row.UserId] = Math.Max(last.GetValueOrDefault(row.UserId, long.MinValue), row.BatchNumber);
-        return [.. pendingRows.Where(r => r.BatchNumber == last[r.UserId]).OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros)];
+        var open = new OpenSessions();
+        foreach (var row in pending)
+            open.AddPending(row);
+        foreach (var row in written)
+            open.AddWritten(row);
+        return open.Result();
     }
+
+    /// <summary>Reads both tables once, as streams, holding only each user's latest pending rows.</summary>
+    public static async Task<List<SessionRecord>> FromAsync(IAsyncEnumerable<SessionRecord> pending, IAsyncEnumerable<SessionRecord> written, CancellationToken cancellationToken = default)
+    {
+        var open = new OpenSessions();
+        await foreach (var row in pending.WithCancellation(cancellationToken))
+            open.AddPending(row);
+        await foreach (var row in written.WithCancellation(cancellationToken))
+            open.AddWritten(row);
+        return open.Result();
+    }
+
+    /// <summary>A <c>pending_sessions</c> row, in any order; all of them before the first <see cref="AddWritten"/>.</summary>
+    public void AddPending(SessionRecord row)
+    {
+        if (_writtenStarted)
+            throw new InvalidOperationException("pending rows come before the written ones");
+        if (!_latest.TryGetValue(row.UserId, out var latest) || row.BatchNumber > latest.Batch)
+            _latest[row.UserId] = (row.BatchNumber, [row]);
+        else if (row.BatchNumber == latest.Batch)
+            latest.Rows.Add(row);
+    }
+
+    /// <summary>A <c>sessions</c> row: a later batch that wrote the user a session and no pending row left it nothing open.</summary>
+    public void AddWritten(SessionRecord row)
+    {
+        _writtenStarted = true;
+        if (_latest.TryGetValue(row.UserId, out var latest) && row.BatchNumber > latest.Batch)
+            _latest.Remove(row.UserId);
+    }
+
+    public List<SessionRecord> Result() =>
+        [.. _latest.Values.SelectMany(v => v.Rows).OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros)];
 }

@@ -96,13 +96,10 @@ public static class TableCommands
         var pendingTable = SessionTable.Pending(context.BaseDirectory);
         var completedTable = SessionTable.Completed(context.BaseDirectory);
         Func<CancellationToken, IAsyncEnumerable<SessionRecord>> pending = ct => pendingTable.ReadInBatchOrderAsync(ct);
-        // In event-time mode the table holds each batch's changes, not a snapshot: what is open now is read from both
-        // tables whole (the open sessions are not in batch order, so they are not streamed).
+        // In event-time mode the table holds each batch's changes, not a snapshot: what is open now comes from a pass
+        // over both tables that holds each user's latest pending rows, and only when the pending table is shown.
         if (SessionRules.IsEventTime(pendingTable.Log.LatestSessionRules()))
-        {
-            var open = OpenSessions.From(await pendingTable.ReadAllAsync(), await completedTable.ReadAllAsync());
-            pending = _ => open.ToAsyncEnumerable();
-        }
+            pending = ct => OpenSessionsAsync(pendingTable, completedTable, ct);
 
         string[] pendingColumns = wide
             ? ["user_id", "concatenated_pages", "batch_number", "start_time", "end_time", "visit_count"]
@@ -117,6 +114,13 @@ public static class TableCommands
         }.Where(t => only is null || t.JsonName == (only == "pending" ? "pending_sessions" : "sessions")).ToList();
         await Print(context, tables, format, withTitles: true, limit);
         return 0;
+    }
+
+    private static async IAsyncEnumerable<SessionRecord> OpenSessionsAsync(
+        SessionTable pending, SessionTable completed, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var row in await OpenSessions.FromAsync(pending.ReadInBatchOrderAsync(cancellationToken), completed.ReadInBatchOrderAsync(cancellationToken), cancellationToken))
+            yield return row;
     }
 
     public static async Task<int> ReadQuarantineAsync(CommandContext context, OutputFormat format, int limit)

@@ -72,4 +72,30 @@ public class SessionRulesTests
 
         Assert.Equal(["1@10 b2", "1@90 b2", "3@70 b4"], open.Select(r => $"{r.UserId}@{r.StartTimeMicros} b{r.BatchNumber}"));
     }
+
+    [Fact]
+    public async Task Open_sessions_read_as_streams_in_any_pending_order_match_the_definition()
+    {
+        var random = new Random(7);
+        var pending = Enumerable.Range(0, 2000).Select(_ => new SessionRecord(random.Next(50), "p", random.Next(20), random.Next(1000), 0, 1)).ToList();
+        var written = Enumerable.Range(0, 500).Select(_ => new SessionRecord(random.Next(50), "p", random.Next(20), random.Next(1000), 0, 1)).ToList();
+        // The definition: a user's pending rows of the last batch that wrote any row of that user.
+        var last = pending.Concat(written).GroupBy(r => r.UserId).ToDictionary(g => g.Key, g => g.Max(r => r.BatchNumber));
+        var expected = pending.Where(r => r.BatchNumber == last[r.UserId]).OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros).ToList();
+
+        var streamed = await OpenSessions.FromAsync(Stream(pending.OrderBy(_ => random.Next())), Stream(written));
+
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected.Select(r => r.ToString()).Order(), streamed.Select(r => r.ToString()).Order());
+        Assert.Equal(expected.Select(r => (r.UserId, r.StartTimeMicros)), streamed.Select(r => (r.UserId, r.StartTimeMicros)));
+    }
+
+    private static async IAsyncEnumerable<SessionRecord> Stream(IEnumerable<SessionRecord> rows)
+    {
+        foreach (var row in rows)
+        {
+            await Task.Yield();
+            yield return row;
+        }
+    }
 }
