@@ -43,6 +43,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private string? _lastFailure;
     private CoordinatorActivity _activity;
     private DateTime _retryAtUtc = DateTime.MinValue;
+    private bool _compacting;
+    private long _compactedBefore;
 
     /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink, EventTimeStateStore? eventTimeStore = null)
@@ -105,6 +107,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         Command<BatchExecutionFailed>(f => Failed(f.Reason));
         Command<RewindFinished>(OnRewound);
         Command<RewindFailed>(f => Failed($"rewind to batch {f.Batch} failed: {f.Reason}"));
+        Command<SinkProtocol.TablesCompacted>(OnCompacted);
+        Command<SinkProtocol.TablesCompactionFailed>(f =>
+        {
+            // Compaction is upkeep: the batches go on without it, and the next due compaction tries again.
+            _compacting = false;
+            _log.Warning("compacting the session tables' files of batches before {Batch} failed: {Reason}", f.Before, f.Reason);
+            Next();
+        });
         Command<SaveSnapshotSuccess>(OnCheckpointSaved);
         Command<SaveSnapshotFailure>(f => _log.Warning("checkpoint at batch {Batch} was not saved: {Reason}", State.NextBatch, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -139,6 +149,9 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
     private void Next()
     {
+        // No batch while the tables are being compacted: the compaction's commits and a batch's must not race.
+        if (_compacting)
+            return;
         var (next, step) = _coordination.Next();
         if (step is null)
             return;
@@ -289,8 +302,32 @@ public sealed class BatchCoordinator : ReceivePersistentActor
                 Late = executed.Late,
                 WatermarkMicros = executed.WatermarkMicros,
             });
-            Next();
+            if (!CompactIfDue(plan.Batch))
+                Next();
         });
+    }
+
+    /// <summary>
+    /// With <c>optimize-every</c>, every so many batches the sink compacts the files of the batches no rewind can take
+    /// back, before the next batch is planned. True when it started one; <see cref="OnCompacted"/> goes on from there.
+    /// </summary>
+    private bool CompactIfDue(long committed)
+    {
+        if (_settings.OptimizeEvery is not { } every || (committed + 1) % every != 0)
+            return false;
+        if (Compaction.CompactBefore(State) is not { } before || before <= _compactedBefore)
+            return false;
+        _compacting = true;
+        _sink.Tell(new SinkProtocol.CompactTables(before, _settings.OptimizeTargetBytes));
+        return true;
+    }
+
+    private void OnCompacted(SinkProtocol.TablesCompacted compacted)
+    {
+        _compacting = false;
+        _compactedBefore = compacted.Before;
+        _reportTo?.Tell(new CompactionReport(compacted.Before, compacted.Results));
+        Next();
     }
 
     /// <summary>The backlog the worker is about to work on; a table that cannot be measured leaves the gauges as they were.</summary>

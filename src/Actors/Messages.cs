@@ -1,3 +1,4 @@
+using Sessionization.Persistence.Tables;
 using Akka.Actor;
 using Sessionization.Domain;
 
@@ -96,6 +97,13 @@ public static class SinkProtocol
     public sealed record TablesRewound(long Batch);
 
     public sealed record TablesRewindFailed(long Batch, string Reason);
+
+    /// <summary>Compact the session tables' files of batches before <paramref name="Before"/> (Delta <c>OPTIMIZE</c>).</summary>
+    public sealed record CompactTables(long Before, long TargetBytes);
+
+    public sealed record TablesCompacted(long Before, IReadOnlyList<CompactionResult> Results);
+
+    public sealed record TablesCompactionFailed(long Before, string Reason);
 }
 
 /// <summary>Messages to and from the batch coordinator.</summary>
@@ -109,6 +117,9 @@ public static class CoordinatorProtocol
 
     /// <summary>A rewind finished: batches from <paramref name="Batch"/> on were taken back and will run again.</summary>
     public sealed record RewindReport(long Batch, long UndoneBatches, long UsersReset);
+
+    /// <summary>The coordinator compacted the session tables' files of batches before <paramref name="Before"/> between two batches.</summary>
+    public sealed record CompactionReport(long Before, IReadOnlyList<CompactionResult> Results);
 
     /// <summary>Long-running: look for new commits every <paramref name="Interval"/> until stopped.</summary>
     public sealed record StartPolling(int MaxFilesPerBatch, TimeSpan Interval, IActorRef ReportTo, BadRowsMode BadRows = BadRowsMode.Fail);

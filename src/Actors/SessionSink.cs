@@ -34,6 +34,9 @@ public sealed class SessionSink : ReceiveActor
                 return new TablesRewound(m.Batch);
             })
             .PipeTo(Sender, failure: e => new TablesRewindFailed(m.Batch, Failures.Message(e))));
+        // Only ever asked for between two batches, so no batch's commit races the compaction's.
+        Receive<CompactTables>(m => Compaction.OptimizeAsync([pending, completed], m.Before, m.TargetBytes)
+            .PipeTo(Sender, success: r => new TablesCompacted(m.Before, r), failure: e => new TablesCompactionFailed(m.Before, Failures.Message(e))));
     }
 
     /// <summary>The sink for <paramref name="pipeline"/>'s tables; without one, the base directory's tables say (and are created if missing).</summary>

@@ -31,6 +31,15 @@ public sealed record SessionizationSettings(
     /// <summary>The longest wait between a worker's attempts after failures (<c>sessionization.retry.max</c>).</summary>
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Every this many committed batches the coordinator compacts the session tables between two batches
+    /// (<c>sessionization.tables.optimize-every</c>); null (<c>off</c>): only the <c>optimize</c> command does.
+    /// </summary>
+    public int? OptimizeEvery { get; init; }
+
+    /// <summary>The size the coordinator's compactions join files up to (<c>sessionization.tables.optimize-target-size</c>).</summary>
+    public long OptimizeTargetBytes { get; init; } = Compaction.DefaultTargetBytes;
+
     /// <summary>How sessions are cut (<c>sessionization.sessions</c>).</summary>
     public SessionRules Sessions { get; init; } = SessionRules.Batches;
 
@@ -55,6 +64,10 @@ public sealed record SessionizationSettings(
             PassivateAfter = Positive(c, "user-sessions.passivate-after", 1),
             CheckpointInterval = Int(c, "tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
             Sessions = SessionsFrom(c),
+            OptimizeEvery = OffOrPositive(c, "tables.optimize-every"),
+            OptimizeTargetBytes = Compaction.TryParseSize(c.GetString("tables.optimize-target-size", "128MiB"))
+                ?? throw new Akka.Configuration.ConfigurationException(
+                    $"sessionization.tables.optimize-target-size '{c.GetString("tables.optimize-target-size")}' is not a size like 128MiB, 512KiB or 1GiB"),
             RetryInitial = c.HasPath("retry.initial") ? Time(c, "retry.initial") : TimeSpan.FromSeconds(1),
             RetryMax = c.HasPath("retry.max") ? Time(c, "retry.max") : TimeSpan.FromMinutes(5),
         };
@@ -119,6 +132,16 @@ public sealed record SessionizationSettings(
 
     private static TimeSpan Time(Akka.Configuration.Config c, string path) =>
         Typed(c, path, "a duration like 500ms, 10s or 10m", () => c.GetTimeSpan(path));
+
+    private static int? OffOrPositive(Akka.Configuration.Config c, string path)
+    {
+        var text = c.GetString(path, "off").Trim();
+        if (text.Equals("off", StringComparison.OrdinalIgnoreCase))
+            return null;
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 1
+            ? n
+            : throw new Akka.Configuration.ConfigurationException($"sessionization.{path} '{text}' is not a whole number of at least 1, or off");
+    }
 
     private static int Positive(Akka.Configuration.Config c, string path, int fallback)
     {

@@ -282,18 +282,8 @@ public static class Program
             ? TimeSpan.FromMicroseconds(micros)
             : throw new UserFacingException($"--retain '{text}' is not a duration like 168h, 30d or 0s");
 
-    private static long ParseSize(string text)
-    {
-        var t = text.Trim();
-        (string Suffix, long Bytes)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("KiB", 1L << 10), ("B", 1)];
-        foreach (var (suffix, bytes) in units)
-        {
-            if (t.EndsWith(suffix, StringComparison.Ordinal) && long.TryParse(t[..^suffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 && n <= long.MaxValue / bytes)
-                return n * bytes;
-        }
-
-        throw new UserFacingException($"--target-size '{text}' is not a size like 128MiB, 512KiB or 1GiB");
-    }
+    private static long ParseSize(string text) =>
+        Persistence.Tables.Compaction.TryParseSize(text) ?? throw new UserFacingException($"--target-size '{text}' is not a size like 128MiB, 512KiB or 1GiB");
 
     private static TimeSpan? ParseInterval(string? text)
     {

@@ -156,6 +156,8 @@ public static class RunCommands
         CoordinatorProtocol.BatchReport r => string.Create(
             CultureInfo.InvariantCulture,
             $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Quarantined > 0 ? $", {r.Quarantined} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),
+        CoordinatorProtocol.CompactionReport r =>
+            $"compacted the files of batches 0..{r.Before - 1}: {string.Join("; ", r.Results.Select(Persistence.Tables.Compaction.Describe))}",
         CoordinatorProtocol.RewindReport r => string.Create(
             CultureInfo.InvariantCulture,
             $"rewound to the checkpoint at the start of batch {r.Batch}: took back {r.UndoneBatches} batch{(r.UndoneBatches == 1 ? "" : "es")}, reset {r.UsersReset} user session{(r.UsersReset == 1 ? "" : "s")}"),

@@ -32,21 +32,9 @@ public static class UpkeepCommands
             return 0;
         }
 
-        context.Output.WriteLine($"optimize: compacting files of batches 0..{before - 1} into files of up to {Size(targetBytes)}; batches {before}.. can still be rewound to and stay as they are");
+        context.Output.WriteLine($"optimize: compacting files of batches 0..{before - 1} into files of up to {Compaction.FormatSize(targetBytes)}; batches {before}.. can still be rewound to and stay as they are");
         foreach (var result in await Compaction.OptimizeAsync(context.BaseDirectory, before, targetBytes, cancellationToken))
-        {
-            if (result.Version is not { } version)
-            {
-                context.Output.WriteLine($"{result.Table}: nothing to compact");
-                continue;
-            }
-
-            var files = result.Joined.Sum(j => j.Files.Count);
-            var bytes = result.Joined.Sum(j => j.Size);
-            context.Output.WriteLine(string.Create(
-                CultureInfo.InvariantCulture,
-                $"{result.Table}: joined {files} files ({Size(bytes)}) into {result.Joined.Count} ({Size(result.Bytes)}; {string.Join(", ", result.Joined.Select(j => $"batches {j.First}..{j.Last}"))}) as version {version}"));
-        }
+            context.Output.WriteLine(Compaction.Describe(result));
 
         return 0;
     }
@@ -83,13 +71,4 @@ public static class UpkeepCommands
 
         return Task.FromResult(0);
     }
-
-    /// <summary>A size in the units a user reads: bytes, KiB, MiB or GiB.</summary>
-    public static string Size(long bytes) => bytes switch
-    {
-        < 1L << 10 => string.Create(CultureInfo.InvariantCulture, $"{bytes} B"),
-        < 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:F1} KiB"),
-        < 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F1} GiB"),
-    };
 }

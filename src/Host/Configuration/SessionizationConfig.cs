@@ -69,6 +69,8 @@ public static class SessionizationConfig
         Set("sessionization.bad-rows", Env("SESSIONIZATION_BAD_ROWS"));
         Set("sessionization.checkpoints.retain", Env("SESSIONIZATION_CHECKPOINTS_RETAIN"));
         Set("sessionization.log-format", Env("SESSIONIZATION_LOG_FORMAT"));
+        Set("sessionization.tables.optimize-every", Env("SESSIONIZATION_TABLES_OPTIMIZE_EVERY"));
+        Set("sessionization.tables.optimize-target-size", Env("SESSIONIZATION_TABLES_OPTIMIZE_TARGET_SIZE"));
         foreach (var name in SessionSettingNames)
             Set($"sessionization.sessions.{name}", Env("SESSIONIZATION_SESSIONS_" + name.Replace('-', '_').ToUpperInvariant()));
         Set("sessionization.base-dir", flags.BaseDirectory);

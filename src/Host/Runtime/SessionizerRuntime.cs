@@ -308,6 +308,14 @@ public sealed class SessionizerRuntime : IAsyncDisposable
                 log.LogInformation("rewound to batch {Batch}: took back {UndoneBatches} batches, reset {UsersReset} user sessions", r.Batch, r.UndoneBatches, r.UsersReset);
                 onReport(r);
             });
+            Receive<CompactionReport>(r =>
+            {
+                log.LogInformation(
+                    "compacted the session tables' files of batches before {Batch}: {Compaction}",
+                    r.Before,
+                    string.Join("; ", r.Results.Select(Persistence.Tables.Compaction.Describe)));
+                onReport(r);
+            });
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));
             Receive<RunFailed>(f =>
             {

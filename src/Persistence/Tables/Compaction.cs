@@ -1,3 +1,4 @@
+using System.Globalization;
 using Sessionization.Domain;
 
 namespace Sessionization.Persistence.Tables;
@@ -21,11 +22,52 @@ public static class Compaction
         state.RewindingTo is null && state.LastCommitted is { } last ? Math.Min(state.Checkpoints[0].Batch, last.Batch) : null;
 
     /// <summary>Compacts <c>pending_sessions</c> and <c>sessions</c> under <paramref name="baseDirectory"/>, each in one commit.</summary>
-    public static async Task<IReadOnlyList<CompactionResult>> OptimizeAsync(string baseDirectory, long compactBefore, long targetBytes, CancellationToken cancellationToken = default)
+    public static Task<IReadOnlyList<CompactionResult>> OptimizeAsync(string baseDirectory, long compactBefore, long targetBytes, CancellationToken cancellationToken = default) =>
+        OptimizeAsync([SessionTable.Pending(baseDirectory), SessionTable.Completed(baseDirectory)], compactBefore, targetBytes, cancellationToken);
+
+    /// <summary>Compacts each of <paramref name="tables"/> in one commit of its own.</summary>
+    public static async Task<IReadOnlyList<CompactionResult>> OptimizeAsync(IReadOnlyList<SessionTable> tables, long compactBefore, long targetBytes, CancellationToken cancellationToken = default)
     {
         var results = new List<CompactionResult>();
-        foreach (var table in new[] { SessionTable.Pending(baseDirectory), SessionTable.Completed(baseDirectory) })
+        foreach (var table in tables)
             results.Add(await table.OptimizeAsync(compactBefore, targetBytes, cancellationToken: cancellationToken));
         return results;
+    }
+
+    /// <summary>A size like <c>128MiB</c>, <c>512KiB</c>, <c>1GiB</c> or <c>4096B</c>; null when it is not one.</summary>
+    public static long? TryParseSize(string text)
+    {
+        var t = text.Trim();
+        (string Suffix, long Bytes)[] units = [("GiB", 1L << 30), ("MiB", 1L << 20), ("KiB", 1L << 10), ("B", 1)];
+        foreach (var (suffix, bytes) in units)
+        {
+            if (t.EndsWith(suffix, StringComparison.Ordinal)
+                && long.TryParse(t[..^suffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+                && n > 0 && n <= long.MaxValue / bytes)
+                return n * bytes;
+        }
+
+        return null;
+    }
+
+    /// <summary>A size in the units a user reads: bytes, KiB, MiB or GiB.</summary>
+    public static string FormatSize(long bytes) => bytes switch
+    {
+        < 1L << 10 => string.Create(CultureInfo.InvariantCulture, $"{bytes} B"),
+        < 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:F1} KiB"),
+        < 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F1} GiB"),
+    };
+
+    /// <summary>One table's compaction in words: what was joined into what, as which version, or that nothing was.</summary>
+    public static string Describe(CompactionResult result)
+    {
+        if (result.Version is not { } version)
+            return $"{result.Table}: nothing to compact";
+        var files = result.Joined.Sum(j => j.Files.Count);
+        var bytes = result.Joined.Sum(j => j.Size);
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"{result.Table}: joined {files} files ({FormatSize(bytes)}) into {result.Joined.Count} ({FormatSize(result.Bytes)}; {string.Join(", ", result.Joined.Select(j => $"batches {j.First}..{j.Last}"))}) as version {version}");
     }
 }

@@ -123,4 +123,54 @@ public sealed class OptimizeProcessTests : IDisposable
         Assert.Equal(1, bad.ExitCode);
         Assert.Equal("sessionize: --target-size 'big' is not a size like 128MiB, 512KiB or 1GiB\n", bad.Err);
     }
+
+    [Fact]
+    public async Task A_run_with_optimize_every_compacts_between_batches_and_gives_the_tables_of_a_run_without()
+    {
+        var plain = _temp.Combine("plain");
+        var upkeep = new Dictionary<string, string> { ["SESSIONIZATION_CHECKPOINTS_RETAIN"] = "2", ["SESSIONIZATION_TABLES_OPTIMIZE_EVERY"] = "4" };
+        foreach (var dir in new[] { Data, plain })
+            SessionizeProcess.Ok(dir, "generate", "--users", "40", "--visits", "1200", "--commits", "12", "--seed", "5");
+
+        var compacting = SessionizeProcess.RunWith(Data, null, upkeep, "run", "--max-files-per-batch", "1");
+        SessionizeProcess.Ok(plain, "run", "--max-files-per-batch", "1");
+
+        Assert.True(compacting.ExitCode == 0, compacting.ToString());
+        var lines = compacting.Out.Split('\n');
+        // After batches 3, 7 and 11, with two checkpoints kept: batches 0..1, then 2..5, then 6..9 are compacted.
+        Assert.Equal(
+            ["compacted the files of batches 0..1", "compacted the files of batches 0..5", "compacted the files of batches 0..9"],
+            lines.Where(l => l.StartsWith("compacted", StringComparison.Ordinal)).Select(l => l[..l.IndexOf(':', StringComparison.Ordinal)]));
+        Assert.StartsWith("batch 4:", lines[Array.FindIndex(lines, l => l.StartsWith("compacted the files of batches 0..1", StringComparison.Ordinal)) + 1]);
+        Assert.Contains("run: 12 batches committed", compacting.Out);
+
+        foreach (var (compacted, reference) in new[] { (SessionTable.Pending(Data), SessionTable.Pending(plain)), (SessionTable.Completed(Data), SessionTable.Completed(plain)) })
+        {
+            Assert.Equal(Rows(await reference.ReadAllAsync()), Rows(await compacted.ReadAllAsync()));
+            Assert.True(compacted.Delta.LoadSnapshot().Files.Count < reference.Delta.LoadSnapshot().Files.Count);
+        }
+
+        Assert.Equal(Rows(await SessionTable.Completed(plain).ReadAllAsync()), RowsFromDuckDb(Path.Combine(Data, "sessions")));
+        Assert.Contains("state and tables:       agree", SessionizeProcess.Ok(Data, "status").Out);
+    }
+
+    [Fact]
+    public void A_worker_with_optimize_every_compacts_its_own_tables_between_batches()
+    {
+        var config = _temp.Combine("upkeep.conf");
+        File.WriteAllText(config, "sessionization { checkpoints.retain = 2, tables.optimize-every = 4 }\n");
+        SessionizeProcess.Ok(Data, "generate", "--users", "30", "--visits", "800", "--commits", "8", "--seed", "9");
+
+        using (var worker = new RunningWorker(Data, "--max-files-per-batch", "1", "--config", config))
+        {
+            worker.WaitFor("batch 3:");
+            Assert.StartsWith("compacted the files of batches 0..1: pending_sessions: joined 2 files", worker.WaitFor("compacted"));
+            worker.WaitFor("batch 7:");
+            Assert.StartsWith("compacted the files of batches 0..5: pending_sessions: joined", worker.WaitFor("compacted"));
+            worker.Signal("TERM");
+            worker.Process.WaitForExit();
+        }
+
+        Assert.Contains("state and tables:       agree", SessionizeProcess.Ok(Data, "status").Out);
+    }
 }
