@@ -1,6 +1,6 @@
-using Sessionization.Persistence.Tables;
 using Akka.Actor;
 using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
 
 namespace Sessionization.Actors;
 
