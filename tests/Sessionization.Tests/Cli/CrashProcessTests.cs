@@ -28,5 +28,23 @@ public sealed class CrashProcessTests : IDisposable
         Assert.Matches(@", [1-9]\d* late visits quarantined, [1-9]\d* commits with corrections\)", result.Out);
     }
 
+    [Fact]
+    public void With_the_coordinator_compacting_its_tables_every_two_batches()
+    {
+        var upkeep = new Dictionary<string, string> { ["SESSIONIZATION_CHECKPOINTS_RETAIN"] = "3", ["SESSIONIZATION_TABLES_OPTIMIZE_EVERY"] = "2" };
+        var dir = _temp.Combine("crash");
+        var result = SessionizeProcess.RunWith(
+            null, null, upkeep, "crash-test", "--mode", "event-time", "--base-dir", dir, "--kills", "8", "--users", "2000", "--visits-per-commit", "800", "--seed", "3");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("all four tables identical to the reference (14400 visits,", result.Out);
+        foreach (var table in new[] { "pending_sessions", "sessions" })
+        {
+            var optimized = Directory.EnumerateFiles(Path.Combine(dir, "crashed", table, "_delta_log"), "*.json")
+                .Count(f => File.ReadAllText(f).Contains("\"operation\":\"OPTIMIZE\"", StringComparison.Ordinal));
+            Assert.True(optimized > 0, $"the crashed {table} was never compacted");
+        }
+    }
+
     public void Dispose() => _temp.Dispose();
 }
