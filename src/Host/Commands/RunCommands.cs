@@ -209,10 +209,30 @@ public static class RunCommands
             Backlog = backlog,
             Activity = CoordinatorActivity.Read(context.BaseDirectory),
             Coordinator = CoordinatorLock.ActiveOwner(stateDirectory),
+            Tables = TableFilesOf(context, state),
         };
         context.Output.Write(json ? status.ToJson() : status.ToText());
         return disagreement is null ? 0 : 1;
     }
+
+    /// <summary>The session tables' live files, and how many of them an <c>optimize</c> now would join.</summary>
+    private static List<TableFiles> TableFilesOf(CommandContext context, CoordinatorState state)
+    {
+        var before = Compaction.CompactBefore(state) ?? 0;
+        var files = new List<TableFiles>();
+        foreach (var table in new[] { SessionTable.Pending(context.BaseDirectory), SessionTable.Completed(context.BaseDirectory) })
+        {
+            if (!table.Delta.Exists)
+                continue;
+            var live = table.Delta.LoadSnapshot().Files;
+            var plan = before > 0 ? table.CompactionPlan(before, context.Settings.OptimizeTargetBytes) : [];
+            files.Add(new TableFiles(table.Name, live.Count, live.Sum(f => f.Size), plan.Sum(b => b.Files.Count), plan.Count));
+        }
+
+        return files;
+    }
+
+    private sealed record TableFiles(string Table, int Files, long Bytes, int Compactable, int CompactedInto);
 
     /// <summary>What <c>status</c> shows, as text for a person or as one JSON document for a script or a monitor.</summary>
     private sealed record Status(string BaseDirectory, string? PipelineId, CoordinatorState State, long? Available, long Pending, string? Disagreement)
@@ -225,6 +245,15 @@ public static class RunCommands
         public Backlog? Backlog { get; init; }
 
         public CoordinatorActivity Activity { get; init; } = CoordinatorActivity.None;
+
+        public IReadOnlyList<TableFiles> Tables { get; init; } = [];
+
+        private string TablesText => Tables.Count == 0
+            ? "none yet"
+            : string.Join(", ", Tables.Select(t => $"{t.Table} {t.Files} ({Compaction.FormatSize(t.Bytes)})"))
+                + (Tables.Sum(t => t.Compactable) is var compactable and > 0
+                    ? $"; optimize would join {compactable} of them into {Tables.Sum(t => t.CompactedInto)}"
+                    : "; nothing for optimize to join");
 
         /// <summary>Who holds the coordinator lock now (a run or a worker), or null.</summary>
         public string? Coordinator { get; init; }
@@ -284,6 +313,7 @@ public static class RunCommands
             o.WriteLine($"last batch:             {LastBatchText}");
             o.WriteLine($"lag:                    {LagText}");
             o.WriteLine($"backoff:                {BackoffText}");
+            o.WriteLine($"table files:            {TablesText}");
             o.WriteLine($"batch in flight:        {(State.InFlight is { } f ? $"{f.Batch} ({f.Files.Count} files, planned, not committed)" : "none")}");
             if (State.RewindingTo is { } rewinding)
                 o.WriteLine($"rewind in progress:     to batch {rewinding} (the next run finishes it)");
@@ -341,6 +371,12 @@ public static class RunCommands
                 ["latest_visit_time"] = State.LatestVisitMicros is { } latest ? Timestamps.ToIsoString(latest) : null,
                 ["sessions"] = SessionRules.RecordedIn(State),
                 ["watermark"] = State.WatermarkMicros is { } w && w != Watermark.None ? Timestamps.ToIsoString(w) : null,
+                ["table_files"] = new System.Text.Json.Nodes.JsonObject(Tables.Select(t => KeyValuePair.Create(t.Table, (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["files"] = t.Files,
+                    ["bytes"] = t.Bytes,
+                    ["compactable_files"] = t.Compactable,
+                }))),
                 ["batch_in_flight"] = State.InFlight is { } f ? new System.Text.Json.Nodes.JsonObject { ["batch"] = f.Batch, ["files"] = f.Files.Count } : null,
                 ["rewind_in_progress_to"] = State.RewindingTo,
                 ["state_and_tables_agree"] = Disagreement is null,

@@ -176,8 +176,21 @@ public sealed class SessionTable
     /// </summary>
     public async Task<CompactionResult> OptimizeAsync(long compactBefore, long targetBytes, int rowGroupRows = CompactedRowGroupRows, CancellationToken cancellationToken = default)
     {
-        if (!Delta.Exists)
+        var bins = CompactionPlan(compactBefore, targetBytes);
+        if (bins.Count == 0)
             return new CompactionResult(Name, [], null, 0);
+        var committed = await Log.CommitCompactionAsync([.. bins.Select(b => (b, Compacted(b, rowGroupRows, cancellationToken)))]);
+        return new CompactionResult(Name, bins, committed?.Version, committed?.Bytes ?? 0);
+    }
+
+    /// <summary>
+    /// The groups of files a compaction before <paramref name="compactBefore"/> would join, one new file each: runs of
+    /// consecutive batches' files of up to <paramref name="targetBytes"/>, at least two files a group.
+    /// </summary>
+    public IReadOnlyList<BatchFiles> CompactionPlan(long compactBefore, long targetBytes)
+    {
+        if (!Delta.Exists)
+            return [];
         var bins = new List<BatchFiles>();
         var bin = new List<BatchFiles>();
         void Close()
@@ -201,8 +214,7 @@ public sealed class SessionTable
         }
 
         Close();
-        var committed = await Log.CommitCompactionAsync([.. bins.Select(b => (b, Compacted(b, rowGroupRows, cancellationToken)))]);
-        return new CompactionResult(Name, bins, committed?.Version, committed?.Bytes ?? 0);
+        return bins;
     }
 
     /// <summary>The one file <paramref name="bin"/>'s rows go into, in batch order, streamed one source file at a time.</summary>

@@ -59,6 +59,8 @@ public sealed class OptimizeProcessTests : IDisposable
         var versionBefore = pending.Delta.LatestVersion()!.Value;
         var filesBefore = pending.Delta.LoadSnapshot().Files.Count;
 
+        Assert.Matches(@"table files: +pending_sessions 12 \([\d.]+ KiB\), sessions \d+ \([\d.]+ KiB\); optimize would join \d+ of them into 2\n", Sessionize("status").Out);
+
         var output = Sessionize("optimize").Out;
         // Three checkpoints are kept: batches 9..11 can still be rewound to, so only the files of 0..8 are joined.
         Assert.Contains("optimize: compacting files of batches 0..8 into files of up to 128.0 MiB; batches 9.. can still be rewound to", output);
@@ -70,7 +72,9 @@ public sealed class OptimizeProcessTests : IDisposable
         Assert.Equal(before.Sessions, Rows(await completed.ReadAllAsync()));
         Assert.Equal(before.Sessions, RowsFromDuckDb(Path.Combine(Data, "sessions")));
         Assert.Equal(before.Pending, RowsFromDuckDb(Path.Combine(Data, "pending_sessions")));
-        Assert.Contains("state and tables:       agree", Sessionize("status").Out);
+        var status = Sessionize("status").Out;
+        Assert.Contains("state and tables:       agree", status);
+        Assert.Matches(@"table files: +pending_sessions 4 \([\d.]+ KiB\), sessions \d+ \([\d.]+ KiB\); nothing for optimize to join\n", status);
 
         // Time travel inside the retention: the version before the compaction reads from the small files.
         Sessionize("vacuum", "--retain", "168h");
