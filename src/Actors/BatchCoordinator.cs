@@ -326,6 +326,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         _compacting = false;
         _compactedBefore = compacted.Before;
+        foreach (var result in compacted.Results)
+            SessionizationMetrics.FilesCompacted.Add(result.Joined.Sum(j => j.Files.Count), new KeyValuePair<string, object?>("table", result.Table));
         _reportTo?.Tell(new CompactionReport(compacted.Before, compacted.Results));
         Next();
     }

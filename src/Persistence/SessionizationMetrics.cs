@@ -26,6 +26,9 @@ public static class SessionizationMetrics
     public static Counter<long> BatchesFailed { get; } = Meter.CreateCounter<long>(
         "sessionization.batches.failed", "{batch}", "Batch attempts that failed (each is tried again after its backoff)");
 
+    public static Counter<long> FilesCompacted { get; } = Meter.CreateCounter<long>(
+        "sessionization.files.compacted", "{file}", "Session table files a worker's own compactions joined into larger ones");
+
     public static Counter<long> VisitsProcessed { get; } = Meter.CreateCounter<long>(
         "sessionization.visits.processed", "{visit}", "Visits in committed batches");
 

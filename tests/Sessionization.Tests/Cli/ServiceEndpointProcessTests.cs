@@ -121,6 +121,29 @@ public sealed partial class ServiceEndpointProcessTests : IDisposable
 
     private static string Port(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
+    [Fact]
+    public async Task A_worker_that_compacts_its_tables_counts_the_files_it_joined()
+    {
+        var config = _temp.Combine("upkeep.conf");
+        File.WriteAllText(config, "sessionization { checkpoints.retain = 2, tables.optimize-every = 4 }\n");
+        SessionizeProcess.Ok(Data, "generate", "--users", "30", "--visits", "800", "--commits", "8", "--seed", "4");
+        var port = FreePort();
+        using var worker = new RunningWorker(Data, "--max-files-per-batch", "1", "--config", config, "--metrics-port", Port(port));
+
+        var joined = new[] { worker.WaitFor("compacted the files of batches 0..1:"), worker.WaitFor("compacted the files of batches 0..5:") }
+            .Select(line => JoinedFiles().Match(line))
+            .Select(m => m.Success ? int.Parse(m.Groups["files"].Value, System.Globalization.CultureInfo.InvariantCulture) : 0)
+            .Sum();
+
+        var (_, text) = await GetAsync(port, "/metrics");
+        var counted = text.Split('\n').Single(l => l.StartsWith("sessionization_files_compacted_total{", StringComparison.Ordinal) && l.Contains("table=\"pending_sessions\"", StringComparison.Ordinal));
+        Assert.True(joined >= 2);
+        Assert.Equal(joined, double.Parse(counted[(counted.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [GeneratedRegex(@"pending_sessions: joined (?<files>\d+) files")]
+    private static partial Regex JoinedFiles();
+
     private static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
