@@ -37,7 +37,10 @@ public sealed class EventTimeBatchExecution : ReceiveActor
                 ByUser(r.OpenOfChangedUsers),
                 stepped.Quarantined,
                 new BatchProvenance(plan.Batch, plan.From, plan.To, plan.LastVersion, stepped.Visits, input.Rules) { StartedAtMillis = _startedAt },
-                ByUser(r.Removed)));
+                ByUser(r.Removed))
+            {
+                StatesSaved = stepped.Saved,
+            });
         });
         Receive<BatchWritten>(_ => Written(input));
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
@@ -49,7 +52,8 @@ public sealed class EventTimeBatchExecution : ReceiveActor
     public static Props Props(BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IActorRef sink) =>
         Akka.Actor.Props.Create(() => new EventTimeBatchExecution(plan, input, badRows, baseDirectory, store, policy, sink));
 
-    private sealed record Stepped(EventTimeBatchResult Result, long Visits, List<QuarantinedVisit> Quarantined, long Late, long? LatestVisitMicros, long WatermarkAfter);
+    /// <param name="Saved">Completes when the users' states are durable: the batch's commits wait for it.</param>
+    private sealed record Stepped(EventTimeBatchResult Result, long Visits, List<QuarantinedVisit> Quarantined, long Late, long? LatestVisitMicros, long WatermarkAfter, Task Saved);
 
     private static async Task<Stepped> StepAsync(
         BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IMaterializer materializer)
@@ -92,17 +96,31 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         EventTimeBatchResult result;
         try
         {
-            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput, input.Known);
+            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput, input.Known, waitForSave: false);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or IOException)
         {
-            throw new InvalidOperationException($"the event-time session states: {Failures.Message(e)}", e);
+            throw StatesFailed(e);
         }
 
         if (result.Late.Count > 0)
             throw new InvalidOperationException($"{result.Late.Count} visits were found late after the late ones were set aside");
-        return new Stepped(result, visits, quarantined, late, latest, after);
+        return new Stepped(result, visits, quarantined, late, latest, after, SavedAsync(result.Saved));
     }
+
+    private static async Task SavedAsync(Task saving)
+    {
+        try
+        {
+            await saving;
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or IOException)
+        {
+            throw StatesFailed(e);
+        }
+    }
+
+    private static InvalidOperationException StatesFailed(Exception e) => new($"the event-time session states: {Failures.Message(e)}", e);
 
     /// <summary>The reason a late visit is set aside with: <c>late</c>, and the watermark it missed.</summary>
     public static string LateReason(long watermarkBefore) => $"late (watermark {Timestamps.ToSparkString(watermarkBefore)})";

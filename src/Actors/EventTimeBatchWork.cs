@@ -24,6 +24,9 @@ public sealed record EventTimeBatchResult(
     /// garbage collection to trace.
     /// </summary>
     public IReadOnlyDictionary<long, EventTimeStateRow> States { get; init; } = new Dictionary<long, EventTimeStateRow>();
+
+    /// <summary>Completes when the states are durable (see <see cref="EventTimeBatchWork.RunAsync"/>'s <c>waitForSave</c>).</summary>
+    public Task Saved { get; init; } = Task.CompletedTask;
 }
 
 /// <summary>
@@ -38,6 +41,10 @@ public static class EventTimeBatchWork
     /// The users the batch before stepped, with their states after it, when that batch ran in this process (null
     /// otherwise): they are taken from here instead of the store, which holds the same. Everyone else is read.
     /// </param>
+    /// <param name="waitForSave">
+    /// False: return once every user is stepped, with the save's tail still running as <see cref="EventTimeBatchResult.Saved"/>,
+    /// so the tables' files can be written meanwhile; nothing may be committed before it completes.
+    /// </param>
     public static async Task<EventTimeBatchResult> RunAsync(
         EventTimeStateStore store,
         EventTimeSessionPolicy policy,
@@ -47,6 +54,7 @@ public static class EventTimeBatchWork
         long watermarkAfter,
         bool endOfInput = false,
         IReadOnlyDictionary<long, EventTimeStateRow>? known = null,
+        bool waitForSave = true,
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
@@ -98,8 +106,9 @@ public static class EventTimeBatchWork
 
         changes.Writer.Complete();
 
-        await saving;
-        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after };
+        if (waitForSave)
+            await saving;
+        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after, Saved = saving };
     }
 
     private static int OpenCount(EventTimeUserState state)

@@ -84,7 +84,14 @@ public static class SinkProtocol
         IReadOnlyList<SessionRecord> Pending,
         IReadOnlyList<QuarantinedVisit> Quarantined,
         BatchProvenance Provenance,
-        IReadOnlyList<SessionRecord>? CompletedRemoved = null);
+        IReadOnlyList<SessionRecord>? CompletedRemoved = null)
+    {
+        /// <summary>
+        /// Completes when what must be durable before the batch's commits (its users' states) is saved; the tables'
+        /// files are written meanwhile. Null: it is already.
+        /// </summary>
+        public Task? StatesSaved { get; init; }
+    }
 
     /// <summary>Both tables hold the batch; a flag is false where it was there already (a replay).</summary>
     public sealed record BatchWritten(long Batch, bool PendingWritten, bool CompletedWritten);

@@ -43,11 +43,26 @@ public sealed class SessionSink : ReceiveActor
     public static Props Props(string baseDirectory, PipelineIdentity? pipeline = null, int checkpointInterval = Persistence.Delta.DeltaTable.DefaultCheckpointInterval) =>
         Akka.Actor.Props.Create(() => new SessionSink(baseDirectory, pipeline, checkpointInterval));
 
+    /// <summary>
+    /// The three tables' files are written at once, each on its own task, while the batch's states may still be saving;
+    /// the commits wait for the save and go in order: quarantine, sessions, then pending_sessions, where a restart
+    /// learns the open users. A failure anywhere leaves the later tables uncommitted, and the batch is run again.
+    /// </summary>
     private static async Task<BatchWritten> WriteAsync(SessionTable pending, SessionTable completed, QuarantineTable quarantine, WriteBatch m, PipelineIdentity pipeline)
     {
-        await quarantine.CommitBatchAsync(m.Batch, m.Quarantined, pipeline, m.Provenance);
-        var completedWritten = await completed.CommitBatchAsync(m.Batch, m.Completed, pipeline, m.Provenance, m.CompletedRemoved);
-        var pendingWritten = await pending.CommitBatchAsync(m.Batch, m.Pending, pipeline, m.Provenance);
-        return new BatchWritten(m.Batch, pendingWritten, completedWritten);
+        var saved = m.StatesSaved ?? Task.CompletedTask;
+        var quarantined = Task.Run(() => quarantine.CommitBatchAsync(m.Batch, m.Quarantined, pipeline, m.Provenance, () => saved));
+        var completedWritten = Task.Run(() => completed.CommitBatchAsync(m.Batch, m.Completed, pipeline, m.Provenance, m.CompletedRemoved, async () =>
+        {
+            await saved;
+            await quarantined;
+        }));
+        var pendingWritten = Task.Run(() => pending.CommitBatchAsync(m.Batch, m.Pending, pipeline, m.Provenance, beforeCommit: async () =>
+        {
+            await saved;
+            await completedWritten;
+        }));
+        await Task.WhenAll(quarantined, completedWritten, pendingWritten);
+        return new BatchWritten(m.Batch, await pendingWritten, await completedWritten);
     }
 }

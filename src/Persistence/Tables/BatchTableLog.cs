@@ -243,9 +243,11 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
     /// writes the same file and a batch written again after a rewind never reuses a name older versions hold.
     /// <paramref name="rewrites"/> correct rows that earlier batches wrote (copy-on-write): in the same commit, each
     /// old data file is removed and its replacement, if any rows remain, added. Returns false for a batch that was
-    /// already there.
+    /// already there. <paramref name="beforeCommit"/> is awaited after the files are written and before the commit: a
+    /// batch's files can be written while what must be durable before its commit (the users' states) is still saving.
     /// </summary>
-    public async Task<bool> CommitBatchAsync(long batch, BatchFile? file, PipelineIdentity pipeline, BatchProvenance? provenance, IReadOnlyList<FileRewrite>? rewrites = null)
+    public async Task<bool> CommitBatchAsync(
+        long batch, BatchFile? file, PipelineIdentity pipeline, BatchProvenance? provenance, IReadOnlyList<FileRewrite>? rewrites = null, Func<Task>? beforeCommit = null)
     {
         if (LastCommittedBatch() >= batch)
             return false;
@@ -283,6 +285,8 @@ public sealed class BatchTableLog(DeltaTable delta, DeltaSchema schema)
         actions.Add(rewrites is { Count: > 0 }
             ? CommitInfo(time, "MERGE", new JsonObject { ["batch"] = Text(batch), ["rewrittenFiles"] = Text(rewrites.Count) }, files, rows, provenance?.ToJson())
             : CommitInfo(time, "WRITE", new JsonObject { ["mode"] = "Append", ["batch"] = Text(batch) }, files, rows, provenance?.ToJson()));
+        if (beforeCommit is not null)
+            await beforeCommit();
         Delta.Commit(version, actions);
         return true;
     }

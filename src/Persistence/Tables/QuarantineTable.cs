@@ -50,7 +50,7 @@ public sealed class QuarantineTable
         new(Path.Combine(baseDirectory, DirectoryName), checkpointInterval);
 
     /// <summary>Commits the batch's quarantined rows; a batch without any writes nothing.</summary>
-    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedVisit> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null)
+    public Task<bool> CommitBatchAsync(long batch, IReadOnlyList<QuarantinedVisit> rows, PipelineIdentity pipeline, BatchProvenance? provenance = null, Func<Task>? beforeCommit = null)
     {
         if (rows.Count == 0)
             return Task.FromResult(false);
@@ -64,7 +64,7 @@ public sealed class QuarantineTable
             .Strings("reason", rows.Select(r => r.Reason));
         var times = new TimestampValues(
             "visit_time", [.. rows.Select(r => r.VisitTimeMicros ?? 0)], [.. rows.Select(r => r.VisitTimeMicros is null)]);
-        return Log.CommitBatchAsync(batch, new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows), [times]), pipeline, provenance);
+        return Log.CommitBatchAsync(batch, new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows), [times]), pipeline, provenance, beforeCommit: beforeCommit);
     }
 
     private async Task WriteFileAsync(Stream stream, IReadOnlyList<QuarantinedVisit> rows)

@@ -73,6 +73,7 @@ public sealed class SessionTable
         PipelineIdentity pipeline,
         BatchProvenance? provenance = null,
         IReadOnlyList<SessionRecord>? removed = null,
+        Func<Task>? beforeCommit = null,
         CancellationToken cancellationToken = default)
     {
         List<FileRewrite>? rewrites = null;
@@ -84,7 +85,7 @@ public sealed class SessionTable
             rewrites = await RewritesAsync(batch, removed, cancellationToken);
         }
 
-        return await Log.CommitBatchAsync(batch, File(rows, cancellationToken), pipeline, provenance, rewrites);
+        return await Log.CommitBatchAsync(batch, File(rows, cancellationToken), pipeline, provenance, rewrites, beforeCommit);
     }
 
     private BatchFile File(IReadOnlyList<SessionRecord> rows, CancellationToken cancellationToken)

@@ -1,0 +1,81 @@
+using Akka.TestKit.Xunit2;
+using Sessionization.Actors;
+using Sessionization.Domain;
+using Sessionization.Persistence.Tables;
+using static Sessionization.Actors.SinkProtocol;
+
+namespace Sessionization.Tests.Actors;
+
+/// <summary>
+/// The sink writes a batch's files while its users' states may still be saving, and commits none of the tables until
+/// the save is durable: a save that fails leaves every table without the batch.
+/// </summary>
+public sealed class SessionSinkTests : TestKit, IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private readonly TempDirectory _temp = new();
+
+    public SessionSinkTests()
+        : base(ActorTestConfig.InMemory)
+    {
+    }
+
+    private WriteBatch Batch(Task saved) => new(
+        0,
+        [new SessionRecord(1, "a.html -> b.html", 0, 10, 20, 2)],
+        [new SessionRecord(2, "c.html", 0, 30, 30, 1)],
+        [new QuarantinedVisit(0, "part-0.parquet", 3, 4, 40, "d.html", "late")],
+        new BatchProvenance(0, SourceCursor.Start, new SourceCursor(1, 0), 0, 4))
+    {
+        StatesSaved = saved,
+    };
+
+    private bool FilesWritten() =>
+        new[] { SessionTable.PendingDirectoryName, SessionTable.CompletedDirectoryName, QuarantineTable.DirectoryName }
+            .All(table => Directory.Exists(_temp.Combine(table)) && Directory.EnumerateFiles(_temp.Combine(table), "*.parquet").Any());
+
+    private long?[] CommittedBatches() =>
+    [
+        SessionTable.Pending(_temp.Path).LastCommittedBatch(),
+        SessionTable.Completed(_temp.Path).LastCommittedBatch(),
+        QuarantineTable.In(_temp.Path).Log.LastCommittedBatch(),
+    ];
+
+    [Fact]
+    public void The_files_are_written_before_the_states_are_saved_and_committed_only_after()
+    {
+        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        var saving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        sink.Tell(Batch(saving.Task), TestActor);
+        AwaitCondition(FilesWritten, Patience);
+
+        Assert.Equal([null, null, null], CommittedBatches());
+        saving.SetResult();
+        var written = ExpectMsg<BatchWritten>(Patience);
+        Assert.True(written.PendingWritten && written.CompletedWritten);
+        Assert.Equal([0L, 0L, 0L], CommittedBatches());
+    }
+
+    [Fact]
+    public void A_save_that_fails_leaves_every_table_without_the_batch()
+    {
+        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        var saving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        sink.Tell(Batch(saving.Task), TestActor);
+        AwaitCondition(FilesWritten, Patience);
+        saving.SetException(new InvalidOperationException("the event-time session states: disk I/O error"));
+
+        Assert.Equal("the event-time session states: disk I/O error", ExpectMsg<BatchWriteFailed>(Patience).Reason);
+        Assert.Equal([null, null, null], CommittedBatches());
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+            _temp.Dispose();
+    }
+}
