@@ -62,7 +62,17 @@ public sealed class SessionSink : ReceiveActor
             await saved;
             await completedWritten;
         }));
-        await Task.WhenAll(quarantined, completedWritten, pendingWritten);
+        try
+        {
+            await Task.WhenAll(quarantined, completedWritten, pendingWritten);
+        }
+        catch (Exception)
+        {
+            // The failed batch is run again, and its take-back of the states must find this attempt's save finished.
+            await saved.ContinueWith(_ => { }, TaskScheduler.Default);
+            throw;
+        }
+
         return new BatchWritten(m.Batch, await pendingWritten, await completedWritten);
     }
 }
