@@ -65,7 +65,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
         Recover<SnapshotOffer>(offer => _coordination = _coordination with { State = (CoordinatorState)offer.Snapshot });
         Recover<ICoordinatorEvent>(e => _coordination = _coordination.Apply(e, LastSequenceNr, settings.RetainCheckpoints));
-        Recover<RecoveryCompleted>(_ => SessionizationMetrics.Publish(g => g with { OpenSessions = State.LastCommitted?.Pending ?? 0 }));
+        Recover<RecoveryCompleted>(_ => SessionizationMetrics.Publish(g => g with { OpenSessions = State.OpenSessions }));
 
         Command<RunUntilDrained>(m =>
         {
@@ -267,7 +267,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         if (_settings.Sessions.Mode == SessionMode.EventTime)
         {
-            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.LastCommitted?.Pending ?? 0, _settings.Sessions.Describe(), _eventTimeStates);
+            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.OpenSessions, _settings.Sessions.Describe(), _eventTimeStates);
             Context.ActorOf(
                 EventTimeBatchExecution.Props(plan, input, _coordination.Request!.BadRows, _settings.BaseDirectory, _eventTimeStore!, _policy, _sink),
                 $"batch-{plan.Batch}-{++_attempt}");

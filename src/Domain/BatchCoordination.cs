@@ -111,9 +111,9 @@ public sealed record BatchCoordination(
         if (plan is not null)
             return (next, plan, false);
         // Once per run: a closing batch that leaves sessions open (it should not) does not make the run go on forever.
-        if (Request is { Drain: true, EndOfInput: true } && !ClosedInput && State.LastCommitted is { Pending: > 0 })
+        if (Request is { Drain: true, EndOfInput: true } && !ClosedInput && State.OpenSessions > 0)
             return (next with { ClosedInput = true }, ClosingBatch(), false);
-        if (Request is { Drain: false } && idleWatermark is { } idle && State.LastCommitted is { Pending: > 0 } && idle > (State.WatermarkMicros ?? Watermark.None))
+        if (Request is { Drain: false } && idleWatermark is { } idle && State.OpenSessions > 0 && idle > (State.WatermarkMicros ?? Watermark.None))
             return (next, IdleBatch(idle), false);
         return (next with { Busy = false }, null, Request is { Drain: true });
     }

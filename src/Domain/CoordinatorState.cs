@@ -32,9 +32,12 @@ public sealed record CommittedBatch(long Batch, long LastVersion, long Visits, l
 /// A retained checkpoint: the coordinator's position at the start of <see cref="Batch"/>, and where that batch
 /// took it. <see cref="CommitSequenceNr"/> is the journal position of the batch's commit, where the snapshot after
 /// it was taken. <see cref="LatestVisitBefore"/> is the latest <c>visit_time</c> committed before the batch, which a
-/// rewind to it restores, and so is <see cref="WatermarkBefore"/>.
+/// rewind to it restores, and so are <see cref="WatermarkBefore"/> and <see cref="OpenBefore"/>, the sessions open before it.
 /// </summary>
-public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr, long? LatestVisitBefore = null, long? WatermarkBefore = null);
+public sealed record Checkpoint(long Batch, SourceCursor From, SourceCursor To, CommittedBatch Summary, long CommitSequenceNr, long? LatestVisitBefore = null, long? WatermarkBefore = null)
+{
+    public long? OpenBefore { get; init; }
+}
 
 /// <summary>
 /// The batch coordinator's whole state: where the source cursor stands, the next batch number, the batch in
@@ -52,7 +55,16 @@ public sealed record CoordinatorState(
     long? WatermarkMicros = null,
     string? SessionRules = null) : IPersistedRecord
 {
-    public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null, []);
+    public static CoordinatorState Initial { get; } = new(0, SourceCursor.Start, null, null, []) { Open = 0 };
+
+    /// <summary>
+    /// Sessions open after the last committed batch, kept across a rewind that takes back every retained checkpoint
+    /// (null in a snapshot older than it: <see cref="OpenSessions"/> then reads the last checkpoint's count).
+    /// </summary>
+    public long? Open { get; init; }
+
+    /// <summary>Sessions open after the last committed batch, or before the batch a rewind went back to.</summary>
+    public long OpenSessions => Open ?? LastCommitted?.Pending ?? 0;
 
     public CommittedBatch? LastCommitted => Checkpoints.Count == 0 ? null : Checkpoints[^1].Summary;
 
@@ -72,7 +84,11 @@ public sealed record CoordinatorState(
             Cursor = e.Cursor,
             InFlight = null,
             Checkpoints = [.. Checkpoints.Skip(Math.Max(0, Checkpoints.Count + 1 - retain)),
-                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr, LatestVisitMicros, WatermarkMicros)],
+                new Checkpoint(e.Batch, InFlight.From, e.Cursor, new CommittedBatch(e.Batch, InFlight.LastVersion, e.Visits, e.Pending, e.Completed), sequenceNr, LatestVisitMicros, WatermarkMicros)
+                {
+                    OpenBefore = Open ?? LastCommitted?.Pending,
+                }],
+            Open = e.Pending,
             LatestVisitMicros = Latest(LatestVisitMicros, e.LatestVisitMicros),
             WatermarkMicros = e.WatermarkMicros ?? WatermarkMicros,
         },
@@ -84,6 +100,7 @@ public sealed record CoordinatorState(
             Checkpoints = [.. Checkpoints.Where(c => c.Batch < e.Batch)],
             LatestVisitMicros = e.Batch == NextBatch ? LatestVisitMicros : Checkpoints.Single(c => c.Batch == e.Batch).LatestVisitBefore,
             WatermarkMicros = e.Batch == NextBatch ? WatermarkMicros : Checkpoints.Single(c => c.Batch == e.Batch).WatermarkBefore,
+            Open = e.Batch == NextBatch ? Open : Checkpoints.Single(c => c.Batch == e.Batch).OpenBefore,
             // Back at the start nothing was made under any rules yet: the next first batch records its own.
             SessionRules = e.Batch == 0 ? null : SessionRules,
         },
@@ -95,7 +112,7 @@ public sealed record CoordinatorState(
     public bool Equals(CoordinatorState? other) =>
         other is not null && NextBatch == other.NextBatch && Cursor == other.Cursor && Equals(InFlight, other.InFlight)
         && RewindingTo == other.RewindingTo && Checkpoints.SequenceEqual(other.Checkpoints) && LatestVisitMicros == other.LatestVisitMicros
-        && WatermarkMicros == other.WatermarkMicros && SessionRules == other.SessionRules;
+        && WatermarkMicros == other.WatermarkMicros && SessionRules == other.SessionRules && Open == other.Open;
 
     private static long? Latest(long? a, long? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
 

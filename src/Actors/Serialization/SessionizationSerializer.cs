@@ -109,6 +109,10 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
                 WriteOptional(w, s.SessionRules);
                 if (s.InFlight is not null)
                     WritePlanExtras(w, s.InFlight);
+                // Added after the event-time fields: the sessions open now and before each checkpoint's batch.
+                WriteOptional(w, s.Open);
+                foreach (var c in s.Checkpoints)
+                    WriteOptional(w, c.OpenBefore);
                 break;
             default:
                 throw new ArgumentException($"{obj.GetType()} is not a persisted sessionization record");
@@ -170,7 +174,11 @@ public sealed class SessionizationSerializer(ExtendedActorSystem system) : Seria
         checkpoints = checkpoints.Select(c => c with { WatermarkBefore = ReadOptional(r) }).ToList();
         var rules = ReadOptionalString(r);
         var inFlight = state.InFlight is { } plan ? ReadPlanExtras(r, plan) : null;
-        return state with { WatermarkMicros = watermark, Checkpoints = checkpoints, SessionRules = rules, InFlight = inFlight };
+        state = state with { WatermarkMicros = watermark, Checkpoints = checkpoints, SessionRules = rules, InFlight = inFlight };
+        if (AtEnd(r))
+            return state with { Open = null };
+        var open = ReadOptional(r);
+        return state with { Open = open, Checkpoints = [.. checkpoints.Select(c => c with { OpenBefore = ReadOptional(r) })] };
     }
 
     private static void WriteCursor(BinaryWriter w, SourceCursor c)

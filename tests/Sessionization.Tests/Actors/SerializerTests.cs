@@ -26,6 +26,8 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
                 new Checkpoint(7, new SourceCursor(3, 1), new SourceCursor(5, 2), new CommittedBatch(7, 5, 100, 20, 3), 16, 40),
                 new Checkpoint(8, new SourceCursor(5, 2), new SourceCursor(5, 2), new CommittedBatch(8, 5, 0, 0, 20), 18, 90)], 90),
             new CoordinatorState(3, new SourceCursor(1, 0), null, 3, []),
+            new CoordinatorState(9, new SourceCursor(5, 2), null, null, [
+                new Checkpoint(8, new SourceCursor(5, 2), new SourceCursor(5, 2), new CommittedBatch(8, 5, 0, 0, 20), 18, 90) { OpenBefore = 35 }], 90) { Open = 20 },
             CoordinatorState.Initial,
             new RewindStarted(3),
             new RewindCompleted(3),
@@ -55,11 +57,13 @@ public sealed class SerializerTests() : TestKit(ActorTestConfig.InMemory)
         var planned = new BatchPlanned(plan);
 
         // Each later format appended its fields: the first ended before the latest visit (one flag for the event, one
-        // for the state and one per checkpoint); the second before the watermark, the rules and the plan's extras.
-        var first = (Committed: serializer.ToBinary(committed)[..^2], State: serializer.ToBinary(state)[..^7]);
-        var second = (Committed: serializer.ToBinary(committed)[..^1], State: serializer.ToBinary(state)[..^5]);
+        // for the state and one per checkpoint); the second before the watermark, the rules and the plan's extras;
+        // the third before the open sessions (one flag for the state and one per checkpoint).
+        var first = (Committed: serializer.ToBinary(committed)[..^2], State: serializer.ToBinary(state)[..^9]);
+        var second = (Committed: serializer.ToBinary(committed)[..^1], State: serializer.ToBinary(state)[..^7]);
+        var third = (Committed: serializer.ToBinary(committed), State: serializer.ToBinary(state)[..^2]);
 
-        foreach (var (oldCommitted, oldState) in new[] { first, second })
+        foreach (var (oldCommitted, oldState) in new[] { first, second, third })
         {
             Assert.Equal(committed, serializer.FromBinary(oldCommitted, serializer.Manifest(committed)));
             Assert.Equal(state, serializer.FromBinary(oldState, serializer.Manifest(state)));

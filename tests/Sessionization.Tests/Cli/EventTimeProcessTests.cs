@@ -53,6 +53,26 @@ public sealed class EventTimeProcessTests : IDisposable
     private static string Key(SessionRecord r) => $"{r.UserId}|{r.StartTimeMicros}|{r.EndTimeMicros}|{r.VisitCount}|{r.ConcatenatedPages}";
 
     [Fact]
+    public void A_rewind_past_every_retained_checkpoint_reports_the_same_open_sessions_as_the_first_time()
+    {
+        var data = _temp.Combine("data");
+        var retainTwo = new Dictionary<string, string> { ["SESSIONIZATION_CHECKPOINTS_RETAIN"] = "2" };
+        foreach (var csv in Commits(seed: 12, commits: 5, users: 40, visitsPerCommit: 120))
+            Append(data, csv);
+
+        static string[] Open(string output) =>
+            [.. output.Split('\n').Where(l => l.StartsWith("batch ", StringComparison.Ordinal)).Select(l => l[..l.IndexOf(':', StringComparison.Ordinal)] + " " + l[(l.LastIndexOf(';') + 1)..l.LastIndexOf('[')].Trim())];
+        var first = SessionizeProcess.RunWith(data, null, retainTwo, ["run", "--max-files-per-batch", "1", .. EventTime]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        // Two checkpoints are kept, batches 3 and 4: a rewind to 3 takes back every one of them.
+        var again = SessionizeProcess.RunWith(data, null, retainTwo, ["run", "--from-batch", "3", "--max-files-per-batch", "1", .. EventTime]);
+        Assert.True(again.ExitCode == 0, again.ToString());
+
+        Assert.Equal(Open(first.Out)[3..], Open(again.Out));
+        Assert.All(Open(again.Out), line => Assert.DoesNotContain(" -", line, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Any_batching_of_the_same_visits_ends_with_the_same_sessions_as_computing_them_at_once()
     {
         var commits = Commits(seed: 7, commits: 6, users: 30, visitsPerCommit: 80);

@@ -103,7 +103,7 @@ public class BatchCoordinationTests
         Assert.Null(polling.Planned(null, BatchCoordination.NoVersionLimit).Plan);
         var atWatermark = polling with { State = polling.State with { WatermarkMicros = 500 } };
         Assert.Null(atWatermark.Planned(null, BatchCoordination.NoVersionLimit, idleWatermark: 500).Plan);
-        var nothingOpen = polling with { State = polling.State with { Checkpoints = [polling.State.Checkpoints[^1] with { Summary = polling.State.LastCommitted! with { Pending = 0 } }] } };
+        var nothingOpen = polling with { State = polling.State with { Open = 0, Checkpoints = [polling.State.Checkpoints[^1] with { Summary = polling.State.LastCommitted! with { Pending = 0 } }] } };
         Assert.Null(nothingOpen.Planned(null, BatchCoordination.NoVersionLimit, idleWatermark: 500).Plan);
         // A drain run never closes by the wall clock.
         Assert.Null(committed.DrainRequested(1, BadRowsMode.Fail, null).Next().Next.Planned(null, 2, idleWatermark: 500).Plan);

@@ -79,6 +79,27 @@ public class BatchTests
         Assert.Equal(80, state.Apply(new RewindStarted(4), ++seq, 100).LatestVisitMicros);
     }
 
+    [Fact]
+    public void A_rewind_past_every_retained_checkpoint_still_knows_the_sessions_open_before_its_batch()
+    {
+        var state = CoordinatorState.Initial;
+        long seq = 0;
+        long[] open = [5, 7, 9, 11];
+        for (var b = 0; b < open.Length; b++)
+        {
+            var plan = new BatchPlan(b, state.Cursor, new SourceCursor(b, 1), [F(b, 0)]);
+            state = state.Apply(new BatchPlanned(plan), ++seq, 2).Apply(new BatchCommitted(b, plan.To, 1, open[b], 0), ++seq, 2);
+        }
+
+        Assert.Equal([2L, 3L], state.RetainedBatches);
+        Assert.Equal(11, state.OpenSessions);
+        var rewound = state.Apply(new RewindStarted(2), ++seq, 2);
+        Assert.Null(rewound.LastCommitted);
+        Assert.Equal(7, rewound.OpenSessions);
+        Assert.Equal(9, state.Apply(new RewindStarted(3), ++seq, 2).OpenSessions);
+        Assert.Equal(11, state.Apply(new RewindStarted(4), ++seq, 2).OpenSessions);
+    }
+
     private static CoordinatorState Batches(int count, int retain)
     {
         var state = CoordinatorState.Initial;
