@@ -65,9 +65,10 @@ public sealed record SessionizationSettings(
             CheckpointInterval = Int(c, "tables.checkpoint-interval", Persistence.Delta.DeltaTable.DefaultCheckpointInterval),
             Sessions = SessionsFrom(c),
             OptimizeEvery = OffOrPositive(c, "tables.optimize-every"),
-            OptimizeTargetBytes = Compaction.TryParseSize(c.GetString("tables.optimize-target-size", "128MiB"))
-                ?? throw new Akka.Configuration.ConfigurationException(
-                    $"sessionization.tables.optimize-target-size '{c.GetString("tables.optimize-target-size")}' is not a size like 128MiB, 512KiB or 1GiB"),
+            OptimizeTargetBytes = !c.HasPath("tables.optimize-target-size") ? Compaction.DefaultTargetBytes
+                : Compaction.TryParseSize(c.GetString("tables.optimize-target-size"))
+                    ?? throw new Akka.Configuration.ConfigurationException(
+                        $"sessionization.tables.optimize-target-size '{c.GetString("tables.optimize-target-size")}' is not {Compaction.SizeExamples}"),
             RetryInitial = c.HasPath("retry.initial") ? Time(c, "retry.initial") : TimeSpan.FromSeconds(1),
             RetryMax = c.HasPath("retry.max") ? Time(c, "retry.max") : TimeSpan.FromMinutes(5),
         };

@@ -283,7 +283,7 @@ public static class Program
             : throw new UserFacingException($"--retain '{text}' is not a duration like 168h, 30d or 0s");
 
     private static long ParseSize(string text) =>
-        Persistence.Tables.Compaction.TryParseSize(text) ?? throw new UserFacingException($"--target-size '{text}' is not a size like 128MiB, 512KiB or 1GiB");
+        Persistence.Tables.Compaction.TryParseSize(text) ?? throw new UserFacingException($"--target-size '{text}' is not {Persistence.Tables.Compaction.SizeExamples}");
 
     private static TimeSpan? ParseInterval(string? text)
     {

@@ -157,7 +157,7 @@ public static class RunCommands
             CultureInfo.InvariantCulture,
             $"batch {r.Batch}: {r.Files} file{(r.Files == 1 ? "" : "s")} (visits_table v{r.FromVersion}..v{r.ToVersion}), {r.Visits} visits, {r.ActiveUsers} users, {r.Pending} pending, {r.Completed} completed{(r.Quarantined > 0 ? $", {r.Quarantined} quarantined" : "")}{(r.Replayed ? ", replayed after restart" : "")} [{r.Elapsed.TotalMilliseconds:F0} ms]"),
         CoordinatorProtocol.CompactionReport r =>
-            $"compacted the files of batches 0..{r.Before - 1}: {string.Join("; ", r.Results.Select(Persistence.Tables.Compaction.Describe))}",
+            $"compacted the files of batches 0..{r.Before - 1}: {Persistence.Tables.Compaction.Describe(r.Results)}",
         CoordinatorProtocol.RewindReport r => string.Create(
             CultureInfo.InvariantCulture,
             $"rewound to the checkpoint at the start of batch {r.Batch}: took back {r.UndoneBatches} batch{(r.UndoneBatches == 1 ? "" : "es")}, reset {r.UsersReset} user session{(r.UsersReset == 1 ? "" : "s")}"),
@@ -225,7 +225,7 @@ public static class RunCommands
             if (!table.Delta.Exists)
                 continue;
             var live = table.Delta.LoadSnapshot().Files;
-            var plan = before > 0 ? table.CompactionPlan(before, context.Settings.OptimizeTargetBytes) : [];
+            var plan = before > 0 ? table.CompactionPlan(before, context.Settings.OptimizeTargetBytes, live) : [];
             files.Add(new TableFiles(table.Name, live.Count, live.Sum(f => f.Size), plan.Sum(b => b.Files.Count), plan.Count));
         }
 

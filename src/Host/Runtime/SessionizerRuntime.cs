@@ -313,7 +313,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
                 log.LogInformation(
                     "compacted the session tables' files of batches before {Batch}: {Compaction}",
                     r.Before,
-                    string.Join("; ", r.Results.Select(Persistence.Tables.Compaction.Describe)));
+                    Persistence.Tables.Compaction.Describe(r.Results));
                 onReport(r);
             });
             Receive<RunFinished>(f => done.TrySetResult(f.Batches));

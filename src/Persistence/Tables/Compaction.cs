@@ -34,6 +34,9 @@ public static class Compaction
         return results;
     }
 
+    /// <summary>What <see cref="TryParseSize"/> takes, in an error's words.</summary>
+    public const string SizeExamples = "a size like 128MiB, 512KiB or 1GiB";
+
     /// <summary>A size like <c>128MiB</c>, <c>512KiB</c>, <c>1GiB</c> or <c>4096B</c>; null when it is not one.</summary>
     public static long? TryParseSize(string text)
     {
@@ -58,6 +61,9 @@ public static class Compaction
         < 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB"),
         _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F1} GiB"),
     };
+
+    /// <summary>A compaction of several tables in one line, a table after another.</summary>
+    public static string Describe(IEnumerable<CompactionResult> results) => string.Join("; ", results.Select(Describe));
 
     /// <summary>One table's compaction in words: what was joined into what, as which version, or that nothing was.</summary>
     public static string Describe(CompactionResult result)

@@ -187,10 +187,11 @@ public sealed class SessionTable
     /// <summary>
     /// The groups of files a compaction before <paramref name="compactBefore"/> would join, one new file each: runs of
     /// consecutive batches' files of up to <paramref name="targetBytes"/>, at least two files a group.
+    /// <paramref name="liveFiles"/> are the table's files when the caller has its snapshot already; otherwise it is loaded.
     /// </summary>
-    public IReadOnlyList<BatchFiles> CompactionPlan(long compactBefore, long targetBytes)
+    public IReadOnlyList<BatchFiles> CompactionPlan(long compactBefore, long targetBytes, IReadOnlyList<AddFile>? liveFiles = null)
     {
-        if (!Delta.Exists)
+        if (liveFiles is null && !Delta.Exists)
             return [];
         var bins = new List<BatchFiles>();
         var bin = new List<BatchFiles>();
@@ -201,7 +202,7 @@ public sealed class SessionTable
             bin.Clear();
         }
 
-        foreach (var group in Log.InBatchOrder(Delta.LoadSnapshot().Files))
+        foreach (var group in Log.InBatchOrder(liveFiles ?? Delta.LoadSnapshot().Files))
         {
             if (group.Last >= compactBefore || group.Size >= targetBytes)
             {

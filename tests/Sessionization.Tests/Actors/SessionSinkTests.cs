@@ -42,14 +42,20 @@ public sealed class SessionSinkTests : TestKit, IDisposable
         QuarantineTable.In(_temp.Path).Log.LastCommittedBatch(),
     ];
 
-    [Fact]
-    public void The_files_are_written_before_the_states_are_saved_and_committed_only_after()
+    /// <summary>A batch handed to a new sink while its states are still saving, once the sink has written its files.</summary>
+    private TaskCompletionSource FilesWrittenWhileSaving()
     {
         var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
         var saving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
         sink.Tell(Batch(saving.Task), TestActor);
         AwaitCondition(FilesWritten, Patience);
+        return saving;
+    }
+
+    [Fact]
+    public void The_files_are_written_before_the_states_are_saved_and_committed_only_after()
+    {
+        var saving = FilesWrittenWhileSaving();
 
         Assert.Equal([null, null, null], CommittedBatches());
         saving.SetResult();
@@ -61,11 +67,7 @@ public sealed class SessionSinkTests : TestKit, IDisposable
     [Fact]
     public void A_save_that_fails_leaves_every_table_without_the_batch()
     {
-        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
-        var saving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        sink.Tell(Batch(saving.Task), TestActor);
-        AwaitCondition(FilesWritten, Patience);
+        var saving = FilesWrittenWhileSaving();
         saving.SetException(new InvalidOperationException("the event-time session states: disk I/O error"));
 
         Assert.Equal("the event-time session states: disk I/O error", ExpectMsg<BatchWriteFailed>(Patience).Reason);

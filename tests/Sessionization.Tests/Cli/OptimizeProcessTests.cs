@@ -115,13 +115,9 @@ public sealed class OptimizeProcessTests : IDisposable
             "optimize: nothing to compact: every batch (0..1) can still be rewound to; lower sessionization.checkpoints.retain to compact older ones\n",
             SessionizeProcess.Ok(Data, "optimize").Out);
 
-        using (var worker = new RunningWorker(Data))
-        {
-            worker.WaitFor("worker: polling");
-            var refused = SessionizeProcess.Run(Data, "optimize");
-            Assert.Equal(1, refused.ExitCode);
-            Assert.Contains("another coordinator is active on", refused.Err);
-        }
+        var refused = RunningWorker.RunWhileAWorkerPolls(Data, "optimize");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("another coordinator is active on", refused.Err);
 
         var bad = SessionizeProcess.Run(Data, "optimize", "--target-size", "big");
         Assert.Equal(1, bad.ExitCode);

@@ -28,6 +28,14 @@ public sealed class RunningWorker : IDisposable
 
     public Process Process { get; }
 
+    /// <summary>Runs <c>sessionize</c> with <paramref name="args"/> while a worker polls <paramref name="data"/>.</summary>
+    public static CliResult RunWhileAWorkerPolls(string data, params string[] args)
+    {
+        using var worker = new RunningWorker(data);
+        worker.WaitFor("worker: polling");
+        return SessionizeProcess.Run(data, args);
+    }
+
     /// <summary>Every line the worker printed that a <see cref="WaitFor"/> has looked at.</summary>
     public List<string> Lines { get; } = [];
 

@@ -79,13 +79,9 @@ public sealed class VacuumProcessTests : IDisposable
     {
         SessionizeProcess.Ok(Data, "generate-new-rows");
         SessionizeProcess.Ok(Data, "run");
-        using (var worker = new RunningWorker(Data))
-        {
-            worker.WaitFor("worker: polling");
-            var refused = SessionizeProcess.Run(Data, "vacuum");
-            Assert.Equal(1, refused.ExitCode);
-            Assert.Contains("another coordinator is active on", refused.Err);
-        }
+        var refused = RunningWorker.RunWhileAWorkerPolls(Data, "vacuum");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("another coordinator is active on", refused.Err);
 
         var bad = SessionizeProcess.Run(Data, "vacuum", "--retain", "a week");
         Assert.Equal(1, bad.ExitCode);
