@@ -59,7 +59,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IMaterializer materializer)
     {
         var reads = await BatchExecution.ReadFilesAsync(plan, badRows, baseDirectory, materializer);
-        var onTime = new List<Visit>();
+        var onTime = new List<Visit>(reads.Sum(r => r.Visits.Count));
         var quarantined = new List<QuarantinedVisit>();
         long visits = 0;
         long late = 0;

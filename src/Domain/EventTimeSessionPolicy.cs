@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 
 namespace Sessionization.Domain;
@@ -170,57 +171,109 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         if (watermarkAfter < watermarkBefore)
             throw new ArgumentException($"the watermark went back from {watermarkBefore} to {watermarkAfter} in batch {batch}", nameof(watermarkAfter));
 
-        // Step runs for every user a batch touches, so it allocates only what the user's case needs.
-        List<PageVisit>? late = null;
-        var onTime = new List<PageVisit>(visits.Count);
-        foreach (var visit in visits)
-            (IsLate(visit.TimeMicros, watermarkBefore) ? late ??= [] : onTime).Add(visit);
-
+        // Step runs for every user a batch touches, so it allocates only what the user's case needs: the visits in
+        // order go in one pooled buffer, sessions are ranges of it, and only a session that is new or changed is copied.
         var old = state.Sessions;
-        var retained = new List<PageVisit>(onTime.Count + old.Sum(s => s.Visits.Length));
+        var keptVisits = 0;
         foreach (var session in old)
-            retained.AddRange(session.Visits);
-        // Stable: a visit already kept was committed before this batch's, so it comes first on equal times.
-        var ordered = onTime.Count == 0 ? retained : Merge(retained, onTime);
-
-        var written = new List<SessionRecord>();
-        var removed = new List<SessionRecord>();
-        var openedOrChanged = new List<SessionRecord>();
-        var kept = ImmutableArray.CreateBuilder<EventTimeSession>();
-        HashSet<EventTimeSession>? unchanged = null;
-        foreach (var chain in Chains(ordered))
+            keptVisits += session.Visits.Length;
+        var pool = ArrayPool<PageVisit>.Shared;
+        var buffer = pool.Rent(keptVisits + visits.Count);
+        PageVisit[]? merged = null;
+        try
         {
-            var chainKept = new List<EventTimeSession>(chain.Count);
-            foreach (var visitsOfSession in chain)
+            // Stable: a visit already kept was committed before this batch's, so it comes first on equal times.
+            var at = 0;
+            foreach (var session in old)
             {
-                var previous = Find(old, visitsOfSession);
-                var closes = endOfInput || Closes(visitsOfSession[0].TimeMicros, visitsOfSession[^1].TimeMicros, watermarkAfter);
-                if (previous is not null && (previous.WrittenIn is not null || !closes))
-                {
-                    (unchanged ??= new HashSet<EventTimeSession>(ReferenceEqualityComparer.Instance)).Add(previous);
-                    chainKept.Add(previous);
-                    continue;
-                }
+                session.Visits.AsSpan().CopyTo(buffer.AsSpan(at));
+                at += session.Visits.Length;
+            }
 
-                var session = new EventTimeSession(visitsOfSession, closes ? batch : null);
-                if (closes)
-                    written.Add(session.ToRecord(state.UserId, batch));
+            List<PageVisit>? late = null;
+            foreach (var visit in visits)
+            {
+                if (IsLate(visit.TimeMicros, watermarkBefore))
+                    (late ??= []).Add(visit);
                 else
-                    openedOrChanged.Add(session.ToRecord(state.UserId, batch));
+                    buffer[at++] = visit;
+            }
+
+            var ordered = buffer.AsSpan(0, at);
+            var arriving = ordered[keptVisits..];
+            if (!IsInTimeOrder(arriving))
+                SortStable(arriving);
+            if (keptVisits > 0 && arriving.Length > 0)
+            {
+                merged = pool.Rent(at);
+                Merge(ordered[..keptVisits], arriving, merged);
+                ordered = merged.AsSpan(0, at);
+            }
+
+            return Sessions(state, batch, ordered, watermarkAfter, endOfInput, late);
+        }
+        finally
+        {
+            pool.Return(buffer, clearArray: true);
+            if (merged is not null)
+                pool.Return(merged, clearArray: true);
+        }
+    }
+
+    /// <summary>
+    /// Splits the user's visits in order into chains and sessions, keeps each session it had already where the batch
+    /// left it as it was, and makes rows for the sessions it opened, changed, wrote or took out.
+    /// </summary>
+    private EventTimeStep Sessions(EventTimeUserState state, long batch, ReadOnlySpan<PageVisit> ordered, long watermarkAfter, bool endOfInput, List<PageVisit>? late)
+    {
+        var old = state.Sessions;
+        Span<bool> unchanged = old.Length <= 64 ? stackalloc bool[old.Length] : new bool[old.Length];
+        List<SessionRecord>? written = null;
+        List<SessionRecord>? openedOrChanged = null;
+        var kept = ImmutableArray.CreateBuilder<EventTimeSession>(old.Length + 1);
+        var chainKept = new List<EventTimeSession>(old.Length + 1);
+        var sessionStart = 0;
+        for (var i = 0; i <= ordered.Length; i++)
+        {
+            var end = i == ordered.Length;
+            var newChain = !end && (i == 0 || ordered[i].TimeMicros - ordered[i - 1].TimeMicros >= Settings.GapMicros);
+            var tooLong = !end && !newChain && Settings.MaxDurationMicros is { } max && ordered[i].TimeMicros - ordered[sessionStart].TimeMicros >= max;
+            if (i == 0 || !(end || newChain || tooLong))
+                continue;
+
+            var range = ordered[sessionStart..i];
+            sessionStart = i;
+            var previous = Find(old, range);
+            var closes = endOfInput || Closes(range[0].TimeMicros, range[^1].TimeMicros, watermarkAfter);
+            if (previous >= 0 && (old[previous].WrittenIn is not null || !closes))
+            {
+                unchanged[previous] = true;
+                chainKept.Add(old[previous]);
+            }
+            else
+            {
+                var session = new EventTimeSession(ImmutableArray.Create(range), closes ? batch : null);
+                (closes ? written ??= [] : openedOrChanged ??= []).Add(session.ToRecord(state.UserId, batch));
                 chainKept.Add(session);
             }
 
-            if (!Settled(chain[^1][^1].TimeMicros, watermarkAfter))
-                kept.AddRange(chainKept);
+            if (end || newChain)
+            {
+                if (!Settled(ordered[i - 1].TimeMicros, watermarkAfter))
+                    kept.AddRange(chainKept);
+                chainKept.Clear();
+            }
         }
 
-        foreach (var session in old)
+        List<SessionRecord>? removed = null;
+        for (var i = 0; i < old.Length; i++)
         {
-            if (session.WrittenIn is { } writtenIn && unchanged?.Contains(session) != true)
-                removed.Add(session.ToRecord(state.UserId, writtenIn));
+            if (old[i].WrittenIn is { } writtenIn && !unchanged[i])
+                (removed ??= []).Add(old[i].ToRecord(state.UserId, writtenIn));
         }
 
-        return new EventTimeStep(new EventTimeUserState(state.UserId, batch, kept.DrainToImmutable()), late ?? [], written, removed, openedOrChanged);
+        return new EventTimeStep(
+            new EventTimeUserState(state.UserId, batch, kept.DrainToImmutable()), late ?? [], written ?? [], removed ?? [], openedOrChanged ?? []);
     }
 
     /// <summary>
@@ -255,42 +308,43 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         return sessions;
     }
 
-    private static EventTimeSession? Find(ImmutableArray<EventTimeSession> sessions, ImmutableArray<PageVisit> visits)
+    /// <summary>The index of the session among <paramref name="sessions"/> with exactly these visits; -1 if none.</summary>
+    private static int Find(ImmutableArray<EventTimeSession> sessions, ReadOnlySpan<PageVisit> visits)
     {
-        foreach (var session in sessions)
+        for (var i = 0; i < sessions.Length; i++)
         {
-            if (session.StartMicros == visits[0].TimeMicros && session.Visits.AsSpan().SequenceEqual(visits.AsSpan()))
-                return session;
+            if (sessions[i].StartMicros == visits[0].TimeMicros && sessions[i].Visits.AsSpan().SequenceEqual(visits))
+                return i;
         }
 
-        return null;
+        return -1;
     }
 
-    private static List<PageVisit> Merge(List<PageVisit> kept, List<PageVisit> arriving)
+    /// <summary>Merges two runs in time order; on equal times the kept visit comes first.</summary>
+    private static void Merge(ReadOnlySpan<PageVisit> kept, ReadOnlySpan<PageVisit> arriving, Span<PageVisit> into)
     {
-        // A batch's visits usually come grouped and already in time order; the stable sort is for those that are not.
-        var later = IsInTimeOrder(arriving) ? arriving : arriving.OrderBy(v => v.TimeMicros).ToList();
-        if (kept.Count == 0)
-            return later;
-        var merged = new List<PageVisit>(kept.Count + later.Count);
-        int i = 0, j = 0;
-        while (i < kept.Count && j < later.Count)
-            merged.Add(later[j].TimeMicros < kept[i].TimeMicros ? later[j++] : kept[i++]);
-        while (i < kept.Count)
-            merged.Add(kept[i++]);
-        while (j < later.Count)
-            merged.Add(later[j++]);
-        return merged;
+        int i = 0, j = 0, k = 0;
+        while (i < kept.Length && j < arriving.Length)
+            into[k++] = arriving[j].TimeMicros < kept[i].TimeMicros ? arriving[j++] : kept[i++];
+        kept[i..].CopyTo(into[k..]);
+        arriving[j..].CopyTo(into[(k + kept.Length - i)..]);
     }
 
-    private static bool IsInTimeOrder(List<PageVisit> visits)
+    private static bool IsInTimeOrder(ReadOnlySpan<PageVisit> visits)
     {
-        for (var i = 1; i < visits.Count; i++)
+        for (var i = 1; i < visits.Length; i++)
         {
             if (visits[i].TimeMicros < visits[i - 1].TimeMicros)
                 return false;
         }
 
         return true;
+    }
+
+    /// <summary>Sorts by time, keeping equal times in arrival order (LINQ's sort is stable); rare, as a batch's visits come in order.</summary>
+    private static void SortStable(Span<PageVisit> visits)
+    {
+        var sorted = visits.ToArray().OrderBy(v => v.TimeMicros).ToArray();
+        sorted.CopyTo(visits);
     }
 }

@@ -8,7 +8,14 @@ namespace Sessionization.Domain;
 public sealed class SharedStrings
 {
     private const int MaxDistinct = 65_536;
-    private readonly Dictionary<string, string> _distinct = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _distinct;
+    private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _byChars;
+
+    public SharedStrings()
+    {
+        _distinct = new Dictionary<string, string>(StringComparer.Ordinal);
+        _byChars = _distinct.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
 
     public string Share(string value)
     {
@@ -17,5 +24,13 @@ public sealed class SharedStrings
         if (_distinct.Count < MaxDistinct)
             _distinct[value] = value;
         return value;
+    }
+
+    /// <summary>The string of these characters: one already handed out if there is one, without making another.</summary>
+    public string Share(ReadOnlySpan<char> value)
+    {
+        if (_byChars.TryGetValue(value, out var shared))
+            return shared;
+        return Share(value.ToString());
     }
 }

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Sessionization.Domain;
+using SQLitePCL;
 
 namespace Sessionization.Persistence.UserState;
 
@@ -91,10 +92,7 @@ public sealed class EventTimeStateStore
         await using var connection = await OpenWriterAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await TakeBackAsync(connection, transaction, batch, cancellationToken);
-        await using var update = new RowStatement(connection, transaction, $"UPDATE {_users} SET deadline = @deadline, state = @state WHERE user_id = @user");
-        await using var insert = new RowStatement(connection, transaction, $"INSERT INTO {_users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
-        await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
-        var deleteUser = Parameter(delete, "@user", 0L);
+        await using var rows = _sqlite ? (IRowWriter)new SqliteRowWriter((SqliteConnection)connection, _users) : new CommandRowWriter(connection, transaction, _users);
         var undo = new UndoWriter(this, connection, transaction, batch);
 
         await foreach (var (row, before) in changes)
@@ -103,18 +101,10 @@ public sealed class EventTimeStateStore
             if (row.KeepsNothing && before is null)
                 continue;
             await undo.AddAsync(row.UserId, before, cancellationToken);
-            int changed;
-            if (row.KeepsNothing)
-            {
-                deleteUser.Value = row.UserId;
-                changed = await delete.ExecuteNonQueryAsync(cancellationToken);
-            }
-            else
-            {
-                // A plain insert: a user said to have no row that has one fails here instead of losing its before-image.
-                changed = await (before is not null ? update : insert).ExecuteAsync(row, cancellationToken);
-            }
-
+            // A plain insert: a user said to have no row that has one fails here instead of losing its before-image.
+            var changed = row.KeepsNothing ? await rows.DeleteAsync(row.UserId, cancellationToken)
+                : before is not null ? await rows.UpdateAsync(row, cancellationToken)
+                : await rows.InsertAsync(row, cancellationToken);
             if (changed != 1)
                 throw new InvalidOperationException($"user {row.UserId}: batch {batch} was given a stored state the store does not have");
         }
@@ -336,13 +326,126 @@ public sealed class EventTimeStateStore
         public ValueTask DisposeAsync() => _command.DisposeAsync();
     }
 
+    /// <summary>Writes the users' rows of one batch's save, inside its transaction; each call returns the rows it changed.</summary>
+    private interface IRowWriter : IAsyncDisposable
+    {
+        ValueTask<int> UpdateAsync(EventTimeStateRow row, CancellationToken cancellationToken);
+
+        ValueTask<int> InsertAsync(EventTimeStateRow row, CancellationToken cancellationToken);
+
+        ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken);
+    }
+
+    /// <summary>Rows written through ADO.NET commands (PostgreSQL).</summary>
+    private sealed class CommandRowWriter : IRowWriter
+    {
+        private readonly RowStatement _update;
+        private readonly RowStatement _insert;
+        private readonly DbCommand _delete;
+        private readonly DbParameter _deleteUser;
+
+        public CommandRowWriter(DbConnection connection, DbTransaction transaction, string users)
+        {
+            _update = new RowStatement(connection, transaction, $"UPDATE {users} SET deadline = @deadline, state = @state WHERE user_id = @user");
+            _insert = new RowStatement(connection, transaction, $"INSERT INTO {users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
+            _delete = Command(connection, transaction, $"DELETE FROM {users} WHERE user_id = @user");
+            _deleteUser = Parameter(_delete, "@user", 0L);
+        }
+
+        public async ValueTask<int> UpdateAsync(EventTimeStateRow row, CancellationToken cancellationToken) => await _update.ExecuteAsync(row, cancellationToken);
+
+        public async ValueTask<int> InsertAsync(EventTimeStateRow row, CancellationToken cancellationToken) => await _insert.ExecuteAsync(row, cancellationToken);
+
+        public async ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken)
+        {
+            _deleteUser.Value = user;
+            return await _delete.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _update.DisposeAsync();
+            await _insert.DisposeAsync();
+            await _delete.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Rows written through SQLite's own prepared statements, bound by position: a save writes a row per user it
+    /// changes, and the ADO.NET layer's reader, parameter lookup by name and task per row cost more than SQLite's
+    /// update itself (measured: about half of a 70,000-user save).
+    /// </summary>
+    private sealed class SqliteRowWriter : IRowWriter
+    {
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _update;
+        private readonly sqlite3_stmt _insert;
+        private readonly sqlite3_stmt _delete;
+
+        public SqliteRowWriter(SqliteConnection connection, string users)
+        {
+            _db = connection.Handle!;
+            _update = Prepare($"UPDATE {users} SET deadline = ?2, state = ?3 WHERE user_id = ?1");
+            _insert = Prepare($"INSERT INTO {users} (user_id, deadline, state) VALUES (?1, ?2, ?3)");
+            _delete = Prepare($"DELETE FROM {users} WHERE user_id = ?1");
+        }
+
+        public ValueTask<int> UpdateAsync(EventTimeStateRow row, CancellationToken cancellationToken) => new(Write(_update, row));
+
+        public ValueTask<int> InsertAsync(EventTimeStateRow row, CancellationToken cancellationToken) => new(Write(_insert, row));
+
+        public ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken)
+        {
+            Check(raw.sqlite3_bind_int64(_delete, 1, user));
+            return new(Step(_delete));
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _update.Dispose();
+            _insert.Dispose();
+            _delete.Dispose();
+            return ValueTask.CompletedTask;
+        }
+
+        private int Write(sqlite3_stmt statement, EventTimeStateRow row)
+        {
+            Check(raw.sqlite3_bind_int64(statement, 1, row.UserId));
+            Check(raw.sqlite3_bind_int64(statement, 2, row.Deadline!.Value));
+            Check(raw.sqlite3_bind_blob(statement, 3, row.State));
+            return Step(statement);
+        }
+
+        private int Step(sqlite3_stmt statement)
+        {
+            var result = raw.sqlite3_step(statement);
+            raw.sqlite3_reset(statement);
+            if (result != raw.SQLITE_DONE)
+                Check(result);
+            return raw.sqlite3_changes(_db);
+        }
+
+        private sqlite3_stmt Prepare(string sql)
+        {
+            Check(raw.sqlite3_prepare_v2(_db, sql, out var statement));
+            return statement;
+        }
+
+        private void Check(int result)
+        {
+            if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE))
+                throw new SqliteException($"SQLite Error {result}: '{raw.sqlite3_errmsg(_db).utf8_to_string()}'.", result);
+        }
+    }
+
     /// <summary>
     /// A batch's before-images, written in parts as they fill. Each is the user id, the length of its state (-1: the
     /// user had no row), and if it had one its deadline and state: little-endian, one after the other.
     /// </summary>
     private sealed class UndoWriter(EventTimeStateStore store, DbConnection connection, DbTransaction transaction, long batch)
     {
-        private readonly MemoryStream _buffer = new();
+        // Sized for a whole part at once: grown by doubling, the buffer would allocate about twice a part over again.
+        private readonly MemoryStream _buffer = new(UndoPartBytes + (64 << 10));
         private int _part;
         private int _users;
 

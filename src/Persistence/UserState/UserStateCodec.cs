@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 using Sessionization.Domain;
 
@@ -88,12 +89,12 @@ public static class UserStateCodec
                 throw new InvalidDataException($"the stored state of user {userId} has a session without visits");
             for (var i = 0; i < visits.Length; i++)
                 visits[i] = new PageVisit(r.Int64(), r.String());
-            sessions[s] = new EventTimeSession([.. visits], writtenIn < 0 ? null : writtenIn);
+            sessions[s] = new EventTimeSession(ImmutableCollectionsMarshal.AsImmutableArray(visits), writtenIn < 0 ? null : writtenIn);
         }
 
         if (!r.AtEnd)
             throw new InvalidDataException($"the stored state of user {userId} has bytes after its last session");
-        return new EventTimeUserState(userId, lastApplied, [.. sessions]);
+        return new EventTimeUserState(userId, lastApplied, ImmutableCollectionsMarshal.AsImmutableArray(sessions));
     }
 
     private static void WriteSession(BinaryWriter w, Session? session)
@@ -163,9 +164,13 @@ public static class UserStateCodec
         public string String()
         {
             var length = Int7();
-            var text = Encoding.UTF8.GetString(_rest[..length]);
+            var bytes = _rest[..length];
             _rest = _rest[length..];
-            return pages is null ? text : pages.Share(text);
+            // Page names repeat: a short one is looked up from its characters, so a name seen before costs no new string.
+            if (pages is null || length > 256)
+                return pages is null ? Encoding.UTF8.GetString(bytes) : pages.Share(Encoding.UTF8.GetString(bytes));
+            Span<char> chars = stackalloc char[length];
+            return pages.Share(chars[..Encoding.UTF8.GetChars(bytes, chars)]);
         }
     }
 }
