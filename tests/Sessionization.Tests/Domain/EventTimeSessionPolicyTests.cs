@@ -185,6 +185,31 @@ public class EventTimeSessionPolicyTests
     }
 
     [Fact]
+    public void Visits_out_of_time_order_in_a_batch_are_ordered_by_time_with_ties_in_arrival_order_after_kept_ones()
+    {
+        var (_, step) = Batches(Thirty, ([V(10, "kept")], 0), ([V(40, "x"), V(10, "t1"), V(5, "y"), V(10, "t2")], 1000));
+
+        Assert.Equal(["y -> kept -> t1 -> t2", "x"], step.Written.Select(r => r.ConcatenatedPages));
+    }
+
+    [Fact]
+    public void A_user_with_many_open_sessions_keeps_the_untouched_ones_and_merges_the_bridged_ones()
+    {
+        var many = Enumerable.Range(0, 70).Select(i => V(i * 31, $"p{i}")).ToArray();
+        var (before, _) = Batches(Thirty, (many, 0));
+        Assert.Equal(70, before.Sessions.Length);
+
+        var step = Thirty.Step(before, 1, [V(15, "bridge")], 0, 0)!;
+
+        Assert.Equal("p0 -> bridge -> p1", Assert.Single(step.OpenedOrChanged).ConcatenatedPages);
+        Assert.Empty(step.Written);
+        Assert.Empty(step.Removed);
+        Assert.Equal(69, step.State.Sessions.Length);
+        for (var i = 1; i < 69; i++)
+            Assert.Same(before.Sessions[i + 1], step.State.Sessions[i]);
+    }
+
+    [Fact]
     public void A_batch_applied_already_is_not_applied_again()
     {
         var (state, _) = Batches(Thirty, ([V(0, "a")], 0));
