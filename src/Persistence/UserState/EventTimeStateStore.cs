@@ -372,8 +372,9 @@ public sealed class EventTimeStateStore
 
     /// <summary>
     /// Rows written through SQLite's own prepared statements, bound by position: a save writes a row per user it
-    /// changes, and the ADO.NET layer's reader, parameter lookup by name and task per row cost more than SQLite's
-    /// update itself (measured: about half of a 70,000-user save).
+    /// changes, and the ADO.NET layer adds a data reader, a parameter lookup by name and a task to every row. Measured
+    /// on 70,000-user batches: through ADO.NET the save ended about 200 ms after the users were stepped, this way within
+    /// 8-60 ms of it.
     /// </summary>
     private sealed class SqliteRowWriter : IRowWriter
     {
