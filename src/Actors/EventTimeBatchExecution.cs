@@ -106,7 +106,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         if (result.Late.Count > 0)
         {
             // The batch is run again, and its take-back must find this attempt's save finished, not still writing.
-            await result.Saved.ContinueWith(_ => { }, TaskScheduler.Default);
+            await result.Saved.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             throw new InvalidOperationException($"{result.Late.Count} visits were found late after the late ones were set aside");
         }
 

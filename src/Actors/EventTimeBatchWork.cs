@@ -100,7 +100,7 @@ public static class EventTimeBatchWork
         {
             // The save sees the failure and rolls back: nothing of a batch that was not stepped whole is kept.
             changes.Writer.Complete(e);
-            await saving.ContinueWith(_ => { }, TaskScheduler.Default);
+            await saving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             throw;
         }
 

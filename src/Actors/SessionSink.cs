@@ -69,7 +69,7 @@ public sealed class SessionSink : ReceiveActor
         catch (Exception)
         {
             // The failed batch is run again, and its take-back of the states must find this attempt's save finished.
-            await saved.ContinueWith(_ => { }, TaskScheduler.Default);
+            await saved.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             throw;
         }
 

@@ -115,10 +115,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         catch
         {
             // A failed start leaves nothing running: the table reader finishes, the store's writer closes.
-            await resolving.ContinueWith(_ => { }, TaskScheduler.Default);
+            await ((Task)resolving).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             // Nor is a plugin still initializing stopped under it (it would print its failure past the logger).
             if (started)
-                await warmedUp.Task.WaitAsync(TimeSpan.FromSeconds(30)).ContinueWith(_ => { }, TaskScheduler.Default);
+                await warmedUp.Task.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host is not null)
             {
                 await host.StopAsync(CancellationToken.None);
