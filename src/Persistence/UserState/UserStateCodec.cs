@@ -166,9 +166,11 @@ public static class UserStateCodec
             var length = Int7();
             var bytes = _rest[..length];
             _rest = _rest[length..];
+            if (pages is null)
+                return Encoding.UTF8.GetString(bytes);
+            if (length > 256)
+                return pages.Share(Encoding.UTF8.GetString(bytes));
             // Page names repeat: a short one is looked up from its characters, so a name seen before costs no new string.
-            if (pages is null || length > 256)
-                return pages is null ? Encoding.UTF8.GetString(bytes) : pages.Share(Encoding.UTF8.GetString(bytes));
             Span<char> chars = stackalloc char[length];
             return pages.Share(chars[..Encoding.UTF8.GetChars(bytes, chars)]);
         }
