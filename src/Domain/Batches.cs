@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Sessionization.Domain;
 
 /// <summary>
@@ -69,7 +71,7 @@ public static class BatchGrouping
         }
 
         foreach (var list in byUser.Values)
-            SortStable(list);
+            SortStable(CollectionsMarshal.AsSpan(list));
         return byUser;
     }
 
@@ -77,13 +79,23 @@ public static class BatchGrouping
     public static IReadOnlyList<long> UsersToClose(IEnumerable<long> openUsers, IReadOnlyDictionary<long, List<PageVisit>> active) =>
         openUsers.Where(u => !active.ContainsKey(u)).Order().ToList();
 
-    private static void SortStable(List<PageVisit> visits)
+    /// <summary>
+    /// Puts visits in time order, equal times kept in the order they came: a batch's visits and a session's arriving
+    /// ones are mostly in order already, so a short run is sorted in place by insertion and a long one, where
+    /// insertion could cost the square of its length, by LINQ's stable sort.
+    /// </summary>
+    internal static void SortStable(Span<PageVisit> visits)
     {
-        for (var i = 1; i < visits.Count; i++)
+        if (IsInTimeOrder(visits))
+            return;
+        if (visits.Length > 64)
         {
-            if (visits[i].TimeMicros >= visits[i - 1].TimeMicros)
-                continue;
-            // Insertion sort: batches are mostly in time order already, and it keeps equal times in read order.
+            visits.ToArray().OrderBy(v => v.TimeMicros).ToArray().CopyTo(visits);
+            return;
+        }
+
+        for (var i = 1; i < visits.Length; i++)
+        {
             var item = visits[i];
             var j = i - 1;
             while (j >= 0 && visits[j].TimeMicros > item.TimeMicros)
@@ -94,5 +106,16 @@ public static class BatchGrouping
 
             visits[j + 1] = item;
         }
+    }
+
+    private static bool IsInTimeOrder(ReadOnlySpan<PageVisit> visits)
+    {
+        for (var i = 1; i < visits.Length; i++)
+        {
+            if (visits[i].TimeMicros < visits[i - 1].TimeMicros)
+                return false;
+        }
+
+        return true;
     }
 }

@@ -130,31 +130,41 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
     /// </summary>
     public List<List<ImmutableArray<PageVisit>>> Chains(IReadOnlyList<PageVisit> ordered)
     {
+        var visits = ordered.ToArray();
         var chains = new List<List<ImmutableArray<PageVisit>>>();
-        var session = ImmutableArray.CreateBuilder<PageVisit>();
         List<ImmutableArray<PageVisit>>? chain = null;
-        foreach (var visit in ordered)
+        for (var start = 0; start < visits.Length;)
         {
-            var newChain = session.Count == 0 || visit.TimeMicros - session[^1].TimeMicros >= Settings.GapMicros;
-            var tooLong = !newChain && Settings.MaxDurationMicros is { } max && visit.TimeMicros - session[0].TimeMicros >= max;
-            if (newChain || tooLong)
+            var end = SessionEnd(visits, start, out var endsChain);
+            (chain ??= []).Add(ImmutableArray.Create(visits, start, end - start));
+            if (endsChain)
             {
-                if (session.Count > 0)
-                    chain!.Add(session.ToImmutable());
-                session.Clear();
-                if (newChain)
-                {
-                    chain = [];
-                    chains.Add(chain);
-                }
+                chains.Add(chain);
+                chain = null;
             }
 
-            session.Add(visit);
+            start = end;
         }
 
-        if (session.Count > 0)
-            chain!.Add(session.ToImmutable());
         return chains;
+    }
+
+    /// <summary>
+    /// Where the session starting at <paramref name="start"/> of visits in time order ends (exclusive): at the first
+    /// visit a gap or more after the one before it (the chain ends too), or at or after the session's start plus the
+    /// maximum duration (the chain goes on). The one place both splits are decided.
+    /// </summary>
+    private int SessionEnd(ReadOnlySpan<PageVisit> ordered, int start, out bool endsChain)
+    {
+        for (var i = start + 1; i < ordered.Length; i++)
+        {
+            endsChain = ordered[i].TimeMicros - ordered[i - 1].TimeMicros >= Settings.GapMicros;
+            if (endsChain || (Settings.MaxDurationMicros is { } max && ordered[i].TimeMicros - ordered[start].TimeMicros >= max))
+                return i;
+        }
+
+        endsChain = true;
+        return ordered.Length;
     }
 
     /// <summary>
@@ -201,8 +211,7 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
 
             var ordered = buffer.AsSpan(0, at);
             var arriving = ordered[keptVisits..];
-            if (!IsInTimeOrder(arriving))
-                SortStable(arriving);
+            BatchGrouping.SortStable(arriving);
             if (keptVisits > 0 && arriving.Length > 0)
             {
                 merged = pool.Rent(at);
@@ -232,17 +241,11 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         List<SessionRecord>? openedOrChanged = null;
         var kept = ImmutableArray.CreateBuilder<EventTimeSession>(old.Length + 1);
         var chainKept = new List<EventTimeSession>(old.Length + 1);
-        var sessionStart = 0;
-        for (var i = 0; i <= ordered.Length; i++)
+        for (var start = 0; start < ordered.Length;)
         {
-            var end = i == ordered.Length;
-            var newChain = !end && (i == 0 || ordered[i].TimeMicros - ordered[i - 1].TimeMicros >= Settings.GapMicros);
-            var tooLong = !end && !newChain && Settings.MaxDurationMicros is { } max && ordered[i].TimeMicros - ordered[sessionStart].TimeMicros >= max;
-            if (i == 0 || !(end || newChain || tooLong))
-                continue;
-
-            var range = ordered[sessionStart..i];
-            sessionStart = i;
+            var end = SessionEnd(ordered, start, out var endsChain);
+            var range = ordered[start..end];
+            start = end;
             var previous = Find(old, range);
             var closes = endOfInput || Closes(range[0].TimeMicros, range[^1].TimeMicros, watermarkAfter);
             if (previous >= 0 && (old[previous].WrittenIn is not null || !closes))
@@ -257,9 +260,9 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
                 chainKept.Add(session);
             }
 
-            if (end || newChain)
+            if (endsChain)
             {
-                if (!Settled(ordered[i - 1].TimeMicros, watermarkAfter))
+                if (!Settled(range[^1].TimeMicros, watermarkAfter))
                     kept.AddRange(chainKept);
                 chainKept.Clear();
             }
@@ -328,23 +331,5 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
             into[k++] = arriving[j].TimeMicros < kept[i].TimeMicros ? arriving[j++] : kept[i++];
         kept[i..].CopyTo(into[k..]);
         arriving[j..].CopyTo(into[(k + kept.Length - i)..]);
-    }
-
-    private static bool IsInTimeOrder(ReadOnlySpan<PageVisit> visits)
-    {
-        for (var i = 1; i < visits.Length; i++)
-        {
-            if (visits[i].TimeMicros < visits[i - 1].TimeMicros)
-                return false;
-        }
-
-        return true;
-    }
-
-    /// <summary>Sorts by time, keeping equal times in arrival order (LINQ's sort is stable); rare, as a batch's visits come in order.</summary>
-    private static void SortStable(Span<PageVisit> visits)
-    {
-        var sorted = visits.ToArray().OrderBy(v => v.TimeMicros).ToArray();
-        sorted.CopyTo(visits);
     }
 }

@@ -37,6 +37,18 @@ public class BatchTests
     }
 
     [Fact]
+    public void Grouping_sorts_a_long_run_of_one_users_visits_in_reverse_order_and_keeps_ties_in_read_order()
+    {
+        // 200 visits, two at each time, times descending: past the short runs sorted by insertion.
+        var visits = Enumerable.Range(0, 200).Select(i => new Visit(5, 1000 - (i / 2), $"p{i}")).ToList();
+
+        var grouped = BatchGrouping.ByUser(visits)[5];
+
+        Assert.Equal(visits.OrderBy(v => v.VisitTimeMicros).Select(v => v.Page), grouped.Select(v => v.Page));
+        Assert.Equal(["p198", "p199"], grouped.Take(2).Select(v => v.Page));
+    }
+
+    [Fact]
     public void Open_users_without_visits_are_the_ones_to_close()
     {
         var active = BatchGrouping.ByUser([new Visit(3, 1, "x"), new Visit(4, 1, "y")]);
