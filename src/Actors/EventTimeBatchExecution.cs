@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Akka.Actor;
+using Akka.Event;
 using Akka.Streams;
 using Sessionization.Domain;
 using Sessionization.Persistence.Tables;
@@ -42,7 +43,11 @@ public sealed class EventTimeBatchExecution : ReceiveActor
                 StatesSaved = stepped.Saved,
             });
         });
-        Receive<BatchWritten>(_ => Written(input));
+        Receive<BatchWritten>(_ =>
+        {
+            ApplyStateLogIfFull(store, plan.Batch);
+            Written(input);
+        });
         Receive<BatchWriteFailed>(f => Fail($"batch {plan.Batch}: writing sessions failed: {f.Reason}"));
         Receive<Status.Failure>(f => Fail($"batch {plan.Batch}: {Failures.Message(f.Cause)}"));
 
@@ -51,6 +56,29 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 
     public static Props Props(BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IActorRef sink) =>
         Akka.Actor.Props.Create(() => new EventTimeBatchExecution(plan, input, badRows, baseDirectory, store, policy, sink));
+
+    /// <summary>
+    /// The batch is committed: bringing the store's users table up to date from its log is upkeep, done while the next
+    /// batch reads and steps its users (its save waits for it), and not part of this batch.
+    /// </summary>
+    private static void ApplyStateLogIfFull(EventTimeStateStore store, long batch)
+    {
+        if (store.ApplyLogIfFull() is { } applying)
+            _ = WarnIfFailedAsync(applying, batch, Context.GetLogger());
+    }
+
+    /// <summary>An application that failed is a warning: the log stays as it was, and a later batch applies it.</summary>
+    private static async Task WarnIfFailedAsync(Task applying, long batch, ILoggingAdapter log)
+    {
+        try
+        {
+            await applying;
+        }
+        catch (Exception e)
+        {
+            log.Warning("after batch {Batch}: the event-time state log was not written into the users table (it stays, and a later batch tries again): {Reason}", batch, Failures.Message(e));
+        }
+    }
 
     /// <param name="Saved">Completes when the users' states are durable: the batch's commits wait for it.</param>
     private sealed record Stepped(EventTimeBatchResult Result, long Visits, List<QuarantinedVisit> Quarantined, long Late, long? LatestVisitMicros, long WatermarkAfter, Task Saved);

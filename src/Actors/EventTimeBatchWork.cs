@@ -62,10 +62,15 @@ public static class EventTimeBatchWork
         var states = await LoadAsync(store, byUser.Keys, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
 
         var pages = new SharedStrings();
-        // The store's one writer saves the states while the users are still being stepped: the save is a statement per
-        // user on one thread, the stepping is work for the other core. The queue holds no more than after does.
+        // The store's one writer saves the states while the users are still being stepped: the save (a log record, or a
+        // statement per user for a batch too large for the log) is on one thread, the stepping is work for the other
+        // core. The queue holds no more than after does.
         var changes = Channel.CreateUnbounded<EventTimeStateChange>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), cancellationToken), cancellationToken);
+        // What the batch's states will take, about: the states it read, and a little for each user with visits.
+        var expectedBytes = (long)byUser.Count * 64;
+        foreach (var row in states.Values)
+            expectedBytes += row.State.Length;
+        var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), expectedBytes, cancellationToken), cancellationToken);
         var written = new List<SessionRecord>();
         var removed = new List<SessionRecord>();
         var opened = new List<SessionRecord>();

@@ -44,6 +44,10 @@ public static class SessionizationMetrics
     public static Histogram<double> StoreFlushDuration { get; } = Meter.CreateHistogram(
         "sessionization.store.flush.duration", "s", "Time a batch waits for its user states to be durable", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
 
+    public static Histogram<double> StateLogApplyDuration { get; } = Meter.CreateHistogram(
+        "sessionization.store.log_apply.duration", "s", "Time the event-time state store takes to write its log into its users table, after a batch",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+
     static SessionizationMetrics()
     {
         Meter.CreateObservableGauge("sessionization.lag.versions", () => Observe(g => g.VersionsBehind), "{version}", "Visits-table versions committed and not yet in a committed batch");

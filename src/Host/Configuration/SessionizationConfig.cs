@@ -2,6 +2,7 @@ using System.Globalization;
 using Akka.Configuration;
 using Sessionization.Actors;
 using Sessionization.Host.Runtime;
+using Sessionization.Persistence.Tables;
 using Sessionization.Persistence.UserState;
 
 namespace Sessionization.Host.Configuration;
@@ -175,9 +176,20 @@ public static class SessionizationConfig
     /// <summary>The event-time session state store, beside the user state store: <c>state/event-time.db</c>, or a table in the PostgreSQL database.</summary>
     public static EventTimeStateStore OpenEventTimeStateStore(Config config, string pipelineId)
     {
+        var logLimit = EventTimeLogLimit(config);
         if (!IsSqlite(config))
-            return EventTimeStateStore.PostgreSql(ConnectionString(config), pipelineId);
-        return EventTimeStateStore.Sqlite(Path.Combine(StateDirectory(config), EventTimeStateFile), BusyTimeout(config), pipelineId);
+            return EventTimeStateStore.PostgreSql(ConnectionString(config), pipelineId, logLimit);
+        return EventTimeStateStore.Sqlite(Path.Combine(StateDirectory(config), EventTimeStateFile), BusyTimeout(config), pipelineId, logLimit);
+    }
+
+    /// <summary><c>sessionization.persistence.event-time-log-limit</c>: a size, or refused naming the setting.</summary>
+    public static long EventTimeLogLimit(Config config)
+    {
+        const string Path = "sessionization.persistence.event-time-log-limit";
+        if (!config.HasPath(Path))
+            return EventTimeStateStore.DefaultLogLimitBytes;
+        var text = config.GetString(Path);
+        return Compaction.TryParseSize(text) ?? throw new ConfigurationException($"{Path} '{text}' is not {Compaction.SizeExamples}");
     }
 
     private static string ConnectionString(Config config) => config.GetString("sessionization.persistence.connection-string");

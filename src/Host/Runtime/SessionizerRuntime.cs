@@ -25,11 +25,13 @@ public sealed class SessionizerRuntime : IAsyncDisposable
 {
     private readonly IHost _host;
     private readonly UserStateStore _store;
+    private readonly EventTimeStateStore _eventTimeStore;
 
-    private SessionizerRuntime(IHost host, UserStateStore store, IActorRef coordinator, ActorSystem system)
+    private SessionizerRuntime(IHost host, UserStateStore store, EventTimeStateStore eventTimeStore, IActorRef coordinator, ActorSystem system)
     {
         _host = host;
         _store = store;
+        _eventTimeStore = eventTimeStore;
         Coordinator = coordinator;
         System = system;
     }
@@ -110,7 +112,7 @@ public sealed class SessionizerRuntime : IAsyncDisposable
             var sink = system.ActorOf(SessionSink.Props(settings.BaseDirectory, settings.Pipeline, settings.CheckpointInterval), "session-sink");
             var coordinator = system.ActorOf(BatchCoordinator.Props(settings, store, users, sink, eventTimeStore), BatchCoordinator.Id);
             host.Services.GetRequiredService<ActorRegistry>().Register<BatchCoordinator>(coordinator);
-            return new SessionizerRuntime(host, store, coordinator, system);
+            return new SessionizerRuntime(host, store, eventTimeStore, coordinator, system);
         }
         catch
         {
@@ -242,8 +244,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
     {
         await _host.StopAsync();
         _host.Dispose();
-        // Closed after the actors: a save still queued is written, not dropped.
+        // Closed after the actors: a save still queued is written, not dropped; nor is the state log's application,
+        // which the next start would otherwise read back and apply again.
         _store.Dispose();
+        await _eventTimeStore.WhenAppliedAsync();
     }
 
     /// <summary>

@@ -21,7 +21,8 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
     private const long Minute = 60_000_000L;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private sealed record Case(EventTimeSettings Settings, Visit[][] Commits, int MaxFilesPerBatch, int CrashBatch, bool CrashAfterWrite);
+    /// <param name="LogLimit">The state store's log limit: 0 applies the log after every batch, a large one never.</param>
+    private sealed record Case(EventTimeSettings Settings, Visit[][] Commits, int MaxFilesPerBatch, int CrashBatch, bool CrashAfterWrite, long LogLimit);
 
     /// <summary>Commits 20 minutes apart whose visits reach 30 minutes back: some join written sessions, some are late.</summary>
     private static readonly Gen<Case> Cases =
@@ -32,8 +33,9 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
                 .Select(commits => commits.Select((visits, c) => visits.Select(v => new Visit(v.Item1, ((c * 20) + 60 + v.Item2) * Minute, $"p{v.Item3}")).ToArray()).ToArray()),
             Gen.Int[1, 3],
             Gen.Int[0, 4],
-            Gen.Bool)
-        .Select(c => new Case(c.Item1, c.Item2, c.Item3, c.Item4, c.Item5));
+            Gen.Bool,
+            Gen.OneOf(0L, 1L << 30))
+        .Select(c => new Case(c.Item1, c.Item2, c.Item3, c.Item4, c.Item5, c.Item6));
 
     [Fact]
     public void Any_batching_and_any_crash_ends_with_the_direct_sessions_of_the_accepted_visits()
@@ -60,13 +62,13 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
         foreach (var commit in c.Commits)
             await visits.AppendAsync([.. commit], "test");
 
-        var process = Start(settings, directory, crashAt: c.CrashBatch, afterWrite: c.CrashAfterWrite);
+        var process = Start(settings, directory, c.LogLimit, crashAt: c.CrashBatch, afterWrite: c.CrashAfterWrite);
         try
         {
             while (!Drain(process, c.MaxFilesPerBatch, endOfInput: false))
-                process = Restart(process, settings, directory);
+                process = Restart(process, settings, directory, c.LogLimit);
             while (!Drain(process, c.MaxFilesPerBatch, endOfInput: true))
-                process = Restart(process, settings, directory);
+                process = Restart(process, settings, directory, c.LogLimit);
         }
         finally
         {
@@ -100,11 +102,11 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
     /// <summary>What a process holds: its actors (the coordinator first) and the store it opened.</summary>
     private sealed record Process(IActorRef[] Actors, UserStateStore Store);
 
-    private Process Start(SessionizationSettings settings, string directory, long crashAt = -1, bool afterWrite = false)
+    private Process Start(SessionizationSettings settings, string directory, long logLimit, long crashAt = -1, bool afterWrite = false)
     {
         // Event-time mode keeps no per-batch user states, but the coordinator rewinds and prunes that store too.
         var store = UserStateStore.Sqlite(Path.Combine(directory, "state", "users.db"), TimeSpan.FromSeconds(5));
-        var eventTimeStore = EventTimeStateStore.Sqlite(Path.Combine(directory, "state", "event-time.db"), TimeSpan.FromSeconds(5), settings.Pipeline!.PipelineId);
+        var eventTimeStore = EventTimeStateStore.Sqlite(Path.Combine(directory, "state", "event-time.db"), TimeSpan.FromSeconds(5), settings.Pipeline!.PipelineId, logLimit);
         var users = Sys.ActorOf(UserSessionRegion.Props(store));
         var realSink = Sys.ActorOf(SessionSink.Props(directory, settings.Pipeline));
         var sink = Sys.ActorOf(Props.Create(() => new CrashingSink(realSink, crashAt, afterWrite, TestActor)));
@@ -112,10 +114,10 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
         return new Process([coordinator, users, sink, realSink], store);
     }
 
-    private Process Restart(Process process, SessionizationSettings settings, string directory)
+    private Process Restart(Process process, SessionizationSettings settings, string directory, long logLimit)
     {
         Stop(process);
-        return Start(settings, directory);
+        return Start(settings, directory, logLimit);
     }
 
     private void Stop(Process process)

@@ -1,3 +1,4 @@
+using CsCheck;
 using Sessionization.Domain;
 using Sessionization.Persistence.UserState;
 
@@ -125,13 +126,136 @@ public sealed class EventTimeStateStoreTests : IDisposable
     [Fact]
     public async Task A_stored_state_the_store_does_not_have_is_refused()
     {
-        await SaveAsync(0, Row(1, 0, 100, "a"));
-        var claimed = Row(2, 0, 100, "b");
+        await SaveAsync(0, Row(1, 0, 100, "a"), Row(2, 0, 100, "b"));
+        var claimed = Row(2, 0, 100, "x");
 
         var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => _store.SaveBatchAsync(1, Changes([new EventTimeStateChange(Row(2, 1, 200, "b", "c"), claimed)])));
+        var unclaimed = await Assert.ThrowsAsync<InvalidOperationException>(() => _store.SaveBatchAsync(1, Changes([new EventTimeStateChange(Row(2, 1, 200, "b", "c"), null)])));
+
+        // Written in place, the rows themselves refuse a claim: one for a user without a row, or none for one with a row.
+        var inPlace = await Assert.ThrowsAsync<InvalidOperationException>(() => _store.SaveBatchAsync(1, Changes([new EventTimeStateChange(Row(3, 1, 200, "c"), Row(3, 0, 100, "x"))]), long.MaxValue));
+        var inPlaceUnclaimed = await Assert.ThrowsAnyAsync<Exception>(() => _store.SaveBatchAsync(1, Changes([new EventTimeStateChange(Row(1, 1, 200, "a", "c"), null)]), long.MaxValue));
 
         Assert.Contains("user 2", refused.Message);
-        Assert.Empty(await _store.LoadUsersAsync([2]));
+        Assert.Contains("user 2", unclaimed.Message);
+        Assert.Contains("user 3", inPlace.Message);
+        Assert.Contains("UNIQUE", inPlaceUnclaimed.Message);
+        Assert.Equal("b", Pages((await _store.LoadUsersAsync([2]))[2]));
+        Assert.Empty(await _store.LoadUsersAsync([3]));
+        Assert.Equal("a", Pages((await _store.LoadUsersAsync([1]))[1]));
+    }
+
+    [Fact]
+    public async Task The_log_is_read_by_a_new_store_and_applying_it_changes_no_state()
+    {
+        await SaveAsync(0, Row(1, 0, 100, "a"), Row(2, 0, 200, "b"));
+        await SaveAsync(1, Row(1, 1, 300, "a", "c"), Row(2, 1, null), Row(3, 1, 50, "d"));
+
+        var reopened = EventTimeStateStore.Sqlite(_temp.Combine("state", "event-time.db"), TimeSpan.FromSeconds(5));
+        string Seen(Dictionary<long, EventTimeStateRow> rows) => string.Join(" ", rows.OrderBy(r => r.Key).Select(r => $"{r.Key}:{Pages(r.Value)}@{r.Value.Deadline}"));
+        var expected = "1:a,c@300 3:d@50";
+        Assert.Equal(expected, Seen(await reopened.LoadUsersAsync([1, 2, 3])));
+        await reopened.ApplyLogAsync();
+
+        Assert.Equal(expected, Seen(await reopened.LoadUsersAsync([1, 2, 3])));
+        Assert.Equal(expected, Seen(await _store.LoadUsersAsync([1, 2, 3])));
+        Assert.Equal([3L], (await _store.LoadDueAsync(299)).Keys);
+        Assert.Equal([1L, 3L], (await reopened.LoadDueIdsAsync(300)).Order());
+    }
+
+    [Fact]
+    public async Task A_rewind_reaches_back_across_an_applied_log()
+    {
+        await SaveAsync(0, Row(1, 0, 100, "a"), Row(2, 0, 200, "b"));
+        await SaveAsync(1, Row(1, 1, 300, "a", "c"), Row(2, 1, null));
+        await _store.ApplyLogAsync();
+        await SaveAsync(2, Row(1, 2, 400, "a", "c", "e"), Row(4, 2, 10, "f"));
+
+        Assert.Equal(3, await _store.RewindAsync(1));
+
+        var states = await _store.LoadUsersAsync([1, 2, 4]);
+        Assert.Equal(["1:a", "2:b"], states.OrderBy(s => s.Key).Select(s => $"{s.Key}:{Pages(s.Value)}"));
+        Assert.Equal([1L, 2L], (await _store.LoadDueAsync(200)).Keys.Order());
+    }
+
+    /// <summary>
+    /// Any sequence of saves, rewinds to a retained batch, prunes, log applications and second stores on the same file
+    /// (another process, or this one after a restart) leaves every store reading the states a plain model holds.
+    /// </summary>
+    [Fact]
+    public async Task Saves_rewinds_applications_and_other_stores_agree_with_a_model()
+    {
+        var operations = Gen.Select(Gen.Int[0, 7], Gen.Int[0, 59].Array[0, 6]).Array[1, 25];
+        var sample = 0;
+        await operations.SampleAsync(async ops =>
+        {
+            var path = _temp.Combine($"model-{Interlocked.Increment(ref sample)}", "event-time.db");
+            EventTimeStateStore[] stores = [EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5)), EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5))];
+            var current = 0;
+            // before[b]: every user's state before batch b, as user -> (deadline, page).
+            var before = new List<Dictionary<long, (long Deadline, string Page)>> { new() };
+            long prunedBefore = 0;
+            foreach (var (kind, values) in ops)
+            {
+                var store = stores[current];
+                var batch = before.Count - 1;
+                switch (kind)
+                {
+                    case <= 2:
+                        var state = new Dictionary<long, (long, string)>(before[batch]);
+                        var stored = await store.LoadUsersAsync([1, 2, 3, 4, 5, 6]);
+                        var changes = new List<EventTimeStateChange>();
+                        foreach (var value in values.DistinctBy(v => v % 6))
+                        {
+                            var user = value % 6 + 1L;
+                            var keeps = value / 6 % 3 != 0;
+                            if (keeps)
+                                state[user] = (value, $"p{value}");
+                            else
+                                state.Remove(user);
+                            changes.Add(new EventTimeStateChange(Row(user, batch, keeps ? value : null, keeps ? [$"p{value}"] : []), stored.GetValueOrDefault(user)));
+                        }
+
+                        // One in three writes its rows in place, as a batch too large for the log does.
+                        await store.SaveBatchAsync(batch, Changes(changes), expectedBytes: kind == 2 ? long.MaxValue : 0);
+                        before.Add(state);
+                        break;
+                    case 3:
+                        var to = prunedBefore + (values.FirstOrDefault() % (batch - prunedBefore + 1));
+                        await store.RewindAsync(to);
+                        before.RemoveRange((int)to + 1, before.Count - (int)to - 1);
+                        break;
+                    case 4:
+                        await store.ApplyLogAsync();
+                        break;
+                    case 5:
+                        prunedBefore = Math.Max(prunedBefore, values.FirstOrDefault() % (batch + 1));
+                        await store.PruneBeforeAsync(prunedBefore);
+                        break;
+                    case 6:
+                        current = 1 - current;
+                        break;
+                    default:
+                        stores[current] = EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5));
+                        break;
+                }
+
+                var expected = before[^1];
+                foreach (var reader in stores)
+                {
+                    var rows = await reader.LoadUsersAsync([1, 2, 3, 4, 5, 6]);
+                    Assert.Equal(
+                        expected.OrderBy(e => e.Key).Select(e => $"{e.Key}:{e.Value.Page}@{e.Value.Deadline}"),
+                        rows.OrderBy(r => r.Key).Select(r => $"{r.Key}:{Pages(r.Value)}@{r.Value.Deadline}"));
+                    foreach (var watermark in new long[] { 20, 40 })
+                    {
+                        var due = expected.Where(e => e.Value.Deadline <= watermark).Select(e => e.Key).Order();
+                        Assert.Equal(due, (await reader.LoadDueAsync(watermark)).Keys.Order());
+                        Assert.Equal(due, (await reader.LoadDueIdsAsync(watermark)).Order());
+                    }
+                }
+            }
+        }, iter: 60, threads: 1);
     }
 
     [Fact]

@@ -62,6 +62,18 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public void The_event_time_state_log_limit_is_a_size_and_a_bad_one_is_refused_naming_it()
+    {
+        Assert.Equal(16L << 20, SessionizationConfig.EventTimeLogLimit(SessionizationConfig.Build(new CommandLineOverrides(), NoEnvironment)));
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.persistence.event-time-log-limit = 512KiB");
+        Assert.Equal(512L << 10, SessionizationConfig.EventTimeLogLimit(config));
+
+        var bad = Akka.Configuration.ConfigurationFactory.ParseString("sessionization.persistence.event-time-log-limit = lots");
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => SessionizationConfig.EventTimeLogLimit(bad));
+        Assert.Equal("sessionization.persistence.event-time-log-limit 'lots' is not a size like 128MiB, 512KiB or 1GiB", e.Message);
+    }
+
+    [Fact]
     public void Sqlite_state_lives_in_separate_files_under_the_base_directory()
     {
         var config = SessionizationConfig.Build(new CommandLineOverrides(BaseDirectory: "/tmp/base"), NoEnvironment);

@@ -79,12 +79,16 @@ public sealed class EventTimeProcessTests : IDisposable
         var oneFilePerBatch = _temp.Combine("one-file-per-batch");
         var oneRun = _temp.Combine("one-run");
         var runPerCommit = _temp.Combine("run-per-commit");
+        // The run per commit writes its state log into the users table after every batch; the others keep it as a log,
+        // which each later run reads back as it starts.
+        var applyEveryBatch = _temp.Combine("apply-every-batch.conf");
+        File.WriteAllText(applyEveryBatch, "sessionization.persistence.event-time-log-limit = 1B\n");
         foreach (var csv in commits)
         {
             Append(oneFilePerBatch, csv);
             Append(oneRun, csv);
             Append(runPerCommit, csv);
-            SessionizeProcess.Ok(runPerCommit, ["run", .. EventTime, "--gap", "20m"]);
+            SessionizeProcess.Ok(runPerCommit, ["run", .. EventTime, "--gap", "20m", "--config", applyEveryBatch]);
         }
 
         var perFile = SessionizeProcess.Ok(oneFilePerBatch, ["run", .. EventTime, "--gap", "20m", "--max-files-per-batch", "1"]);
