@@ -426,9 +426,7 @@ public sealed class EventTimeStateStore
         await using var read = Command(connection, transaction, $"SELECT before_images FROM {_undo} WHERE batch = @batch AND part = @part");
         var (readBatch, readPart) = (Parameter(read, "@batch", 0L), Parameter(read, "@part", 0));
         var users = new HashSet<long>();
-        await using var restore = new RowStatement(connection, transaction, UpsertSql(_users));
-        await using var delete = Command(connection, transaction, $"DELETE FROM {_users} WHERE user_id = @user");
-        var deleteUser = Parameter(delete, "@user", 0L);
+        await using var rows = RowWriter(connection, transaction);
         foreach (var (partBatch, partNumber) in parts)
         {
             (readBatch.Value, readPart.Value) = (partBatch, partNumber);
@@ -437,14 +435,9 @@ public sealed class EventTimeStateStore
             {
                 users.Add(user);
                 if (had is null)
-                {
-                    deleteUser.Value = user;
-                    await delete.ExecuteNonQueryAsync(cancellationToken);
-                }
+                    await rows.DeleteAsync(user, cancellationToken);
                 else
-                {
-                    await restore.ExecuteAsync(had, cancellationToken);
-                }
+                    await rows.UpsertAsync(had, cancellationToken);
             }
         }
 
@@ -622,9 +615,6 @@ public sealed class EventTimeStateStore
         ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken);
     }
 
-    private static string UpsertSql(string users) =>
-        $"INSERT INTO {users} (user_id, deadline, state) VALUES (@user, @deadline, @state) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state";
-
     /// <summary>Rows written through ADO.NET commands (PostgreSQL).</summary>
     private sealed class CommandRowWriter : IRowWriter
     {
@@ -636,7 +626,8 @@ public sealed class EventTimeStateStore
 
         public CommandRowWriter(DbConnection connection, DbTransaction transaction, string users)
         {
-            _upsert = new RowStatement(connection, transaction, UpsertSql(users));
+            _upsert = new RowStatement(
+                connection, transaction, $"INSERT INTO {users} (user_id, deadline, state) VALUES (@user, @deadline, @state) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state");
             _update = new RowStatement(connection, transaction, $"UPDATE {users} SET deadline = @deadline, state = @state WHERE user_id = @user");
             _insert = new RowStatement(connection, transaction, $"INSERT INTO {users} (user_id, deadline, state) VALUES (@user, @deadline, @state)");
             _delete = Command(connection, transaction, $"DELETE FROM {users} WHERE user_id = @user");
