@@ -90,16 +90,33 @@ public sealed class SessionTable
 
     private BatchFile File(IReadOnlyList<SessionRecord> rows, CancellationToken cancellationToken)
     {
+        // One pass over the rows for every column's statistics and the two timestamp columns, instead of one per column:
+        // an event-time batch writes tens of thousands of rows to each table.
+        LongBounds users = default, batches = default, starts = default, ends = default, counts = default;
+        var startTimes = new long[rows.Count];
+        var endTimes = new long[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            users.Include(row.UserId);
+            batches.Include(row.BatchNumber);
+            starts.Include(row.StartTimeMicros);
+            ends.Include(row.EndTimeMicros);
+            counts.Include(row.VisitCount);
+            startTimes[i] = row.StartTimeMicros;
+            endTimes[i] = row.EndTimeMicros;
+        }
+
         var stats = new FileStats(rows.Count)
-            .Long("user_id", rows.Select(r => (long?)r.UserId))
-            .Strings("concatenated_pages", rows.Select(r => r.ConcatenatedPages))
-            .Long("batch_number", rows.Select(r => (long?)r.BatchNumber))
-            .Timestamp("start_time", rows.Select(r => (long?)r.StartTimeMicros))
-            .Timestamp("end_time", rows.Select(r => (long?)r.EndTimeMicros))
-            .Long("visit_count", rows.Select(r => (long?)r.VisitCount));
+            .Long("user_id", users)
+            .NoNulls("concatenated_pages")
+            .Long("batch_number", batches)
+            .Timestamp("start_time", starts)
+            .Timestamp("end_time", ends)
+            .Long("visit_count", counts);
         return new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows, cancellationToken), [
-            new TimestampValues("start_time", [.. rows.Select(r => r.StartTimeMicros)], null),
-            new TimestampValues("end_time", [.. rows.Select(r => r.EndTimeMicros)], null)]);
+            new TimestampValues("start_time", startTimes, null),
+            new TimestampValues("end_time", endTimes, null)]);
     }
 
     /// <summary>
