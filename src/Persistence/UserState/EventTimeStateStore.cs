@@ -302,18 +302,58 @@ public sealed class EventTimeStateStore
                 states[user] = row;
         }
 
-        // The ids go as one value per query (a JSON array on SQLite, an array on PostgreSQL): a parameter each would
-        // cost a lookup by name among all of the statement's parameters, for every one of them.
-        var ids = _sqlite ? "(SELECT value FROM json_each(@ids))" : "ANY(@ids)";
-        await using var command = Command(connection, null, $"SELECT user_id, deadline, state FROM {_users} WHERE user_id {(_sqlite ? "IN" : "=")} {ids}");
-        var parameter = Parameter(command, "@ids", _sqlite ? "[]" : Array.Empty<long>());
-        foreach (var chunk in fromTable.Order().Chunk(UsersPerQuery))
+        fromTable.Sort();
+        if (_sqlite)
         {
-            parameter.Value = _sqlite ? $"[{string.Join(',', chunk)}]" : chunk;
+            ReadSqliteRows((SqliteConnection)connection, fromTable, states);
+            return states;
+        }
+
+        // The ids go as one array per query: a parameter each would cost a lookup by name among all of the statement's
+        // parameters, for every one of them.
+        await using var command = Command(connection, null, $"SELECT user_id, deadline, state FROM {_users} WHERE user_id = ANY(@ids)");
+        var parameter = Parameter(command, "@ids", Array.Empty<long>());
+        foreach (var chunk in fromTable.Chunk(UsersPerQuery))
+        {
+            parameter.Value = chunk;
             await ReadRowsAsync(command, states, cancellationToken);
         }
 
         return states;
+    }
+
+    /// <summary>
+    /// The rows of <paramref name="users"/> (in id order, so that neighbours share pages) on SQLite, which looks each up
+    /// through one prepared statement: in process there is no round trip to save, and an <c>IN</c> over a JSON array of
+    /// the ids, which first builds a temporary index of them, took about twice as long (10,000 users of a million).
+    /// </summary>
+    private void ReadSqliteRows(SqliteConnection connection, List<long> users, Dictionary<long, EventTimeStateRow> rows)
+    {
+        var db = connection.Handle!;
+        SqliteRowWriter.Check(db, raw.sqlite3_prepare_v2(db, $"SELECT deadline, state FROM {_users} WHERE user_id = ?1", out var lookup));
+        using (lookup)
+        {
+            // One read transaction for all of them: each statement outside one would take and drop SQLite's file locks.
+            SqliteRowWriter.Check(db, raw.sqlite3_exec(db, "BEGIN"));
+            try
+            {
+                foreach (var user in users)
+                {
+                    SqliteRowWriter.Check(db, raw.sqlite3_bind_int64(lookup, 1, user));
+                    var result = raw.sqlite3_step(lookup);
+                    if (result == raw.SQLITE_ROW)
+                        rows[user] = new EventTimeStateRow(user, raw.sqlite3_column_int64(lookup, 0), raw.sqlite3_column_blob(lookup, 1).ToArray());
+                    raw.sqlite3_reset(lookup);
+                    if (result is not (raw.SQLITE_ROW or raw.SQLITE_DONE))
+                        SqliteRowWriter.Check(db, result);
+                }
+            }
+            finally
+            {
+                // It only read: ending it keeps or loses nothing, and the pooled connection goes back without one open.
+                raw.sqlite3_exec(db, "COMMIT");
+            }
+        }
     }
 
     /// <summary>The current rows whose deadline the watermark <paramref name="watermark"/> reached.</summary>
@@ -721,10 +761,13 @@ public sealed class EventTimeStateStore
             return statement;
         }
 
-        private void Check(int result)
+        private void Check(int result) => Check(_db, result);
+
+        /// <summary>Throws what Microsoft.Data.Sqlite would for a failed call, with SQLite's message.</summary>
+        public static void Check(sqlite3 db, int result)
         {
             if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE))
-                throw new SqliteException($"SQLite Error {result}: '{raw.sqlite3_errmsg(_db).utf8_to_string()}'.", result);
+                throw new SqliteException($"SQLite Error {result}: '{raw.sqlite3_errmsg(db).utf8_to_string()}'.", result);
         }
     }
 
