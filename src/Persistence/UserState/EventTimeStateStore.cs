@@ -334,6 +334,8 @@ public sealed class EventTimeStateStore
         using (lookup)
         {
             // One read transaction for all of them: each statement outside one would take and drop SQLite's file locks.
+            // A reader of a WAL database waits for no writer, so the busy retries of Microsoft.Data.Sqlite, which these
+            // calls go around, have nothing to retry here (the store's first connection already recovered the WAL).
             SqliteRowWriter.Check(db, raw.sqlite3_exec(db, "BEGIN"));
             try
             {
