@@ -92,28 +92,19 @@ public sealed class SessionTable
     {
         // One pass over the rows for every column's statistics and the two timestamp columns, instead of one per column:
         // an event-time batch writes tens of thousands of rows to each table.
-        LongBounds users = default, batches = default, starts = default, ends = default, counts = default;
+        ColumnBounds bounds = default;
         var startTimes = new long[rows.Count];
         var endTimes = new long[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
             var row = rows[i];
-            users.Include(row.UserId);
-            batches.Include(row.BatchNumber);
-            starts.Include(row.StartTimeMicros);
-            ends.Include(row.EndTimeMicros);
-            counts.Include(row.VisitCount);
+            bounds.Include(row);
             startTimes[i] = row.StartTimeMicros;
             endTimes[i] = row.EndTimeMicros;
         }
 
-        var stats = new FileStats(rows.Count)
-            .Long("user_id", users)
-            .NoNulls("concatenated_pages")
-            .Long("batch_number", batches)
-            .Timestamp("start_time", starts)
-            .Timestamp("end_time", ends)
-            .Long("visit_count", counts);
+        var stats = new FileStats(rows.Count);
+        bounds.AddTo(stats);
         return new BatchFile(rows.Count, stats, s => WriteFileAsync(s, rows, cancellationToken), [
             new TimestampValues("start_time", startTimes, null),
             new TimestampValues("end_time", endTimes, null)]);
@@ -246,7 +237,7 @@ public sealed class SessionTable
         {
             var starts = new List<long>();
             var ends = new List<long>();
-            LongBounds users = default, batches = default, counts = default, startBounds = default, endBounds = default;
+            ColumnBounds bounds = default;
             await using var writer = await ParquetWriter.CreateAsync(_schema, stream, ParquetFiles.WriteOptions, cancellationToken: cancellationToken);
             var rowGroup = new List<SessionRecord>(Math.Min(rowGroupRows, checked((int)Math.Min(expected, int.MaxValue))));
             async Task Flush()
@@ -261,11 +252,7 @@ public sealed class SessionTable
                 {
                     foreach (var row in rows)
                     {
-                        users.Include(row.UserId);
-                        batches.Include(row.BatchNumber);
-                        counts.Include(row.VisitCount);
-                        startBounds.Include(row.StartTimeMicros);
-                        endBounds.Include(row.EndTimeMicros);
+                        bounds.Include(row);
                         starts.Add(row.StartTimeMicros);
                         ends.Add(row.EndTimeMicros);
                         rowGroup.Add(row);
@@ -279,8 +266,7 @@ public sealed class SessionTable
                 await Flush();
             if (starts.Count != expected)
                 throw new DeltaTableException($"{Name}: the files of batches {bin.First} to {bin.Last} hold {starts.Count} rows but their statistics say {expected}");
-            stats.Long("user_id", users).NoNulls("concatenated_pages").Long("batch_number", batches)
-                .Timestamp("start_time", startBounds).Timestamp("end_time", endBounds).Long("visit_count", counts);
+            bounds.AddTo(stats);
             // The timestamps are read once the file is written, to correct its statistics.
             timestamps.Add(new TimestampValues("start_time", [.. starts]));
             timestamps.Add(new TimestampValues("end_time", [.. ends]));
@@ -406,5 +392,28 @@ public sealed class SessionTable
                 rows.Add(new SessionRecord(ids[i], pages[i], batches[i], Timestamps.ToMicros(starts[i]), Timestamps.ToMicros(ends[i]), counts[i]));
             yield return rows;
         }
+    }
+
+    /// <summary>The least and greatest value of each column a sessions file's statistics carry, taken as its rows go by.</summary>
+    private struct ColumnBounds
+    {
+        private LongBounds _users;
+        private LongBounds _batches;
+        private LongBounds _starts;
+        private LongBounds _ends;
+        private LongBounds _counts;
+
+        public void Include(SessionRecord row)
+        {
+            _users.Include(row.UserId);
+            _batches.Include(row.BatchNumber);
+            _starts.Include(row.StartTimeMicros);
+            _ends.Include(row.EndTimeMicros);
+            _counts.Include(row.VisitCount);
+        }
+
+        public readonly void AddTo(FileStats stats) =>
+            stats.Long("user_id", _users).NoNulls("concatenated_pages").Long("batch_number", _batches)
+                .Timestamp("start_time", _starts).Timestamp("end_time", _ends).Long("visit_count", _counts);
     }
 }

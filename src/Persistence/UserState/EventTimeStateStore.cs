@@ -330,24 +330,24 @@ public sealed class EventTimeStateStore
     private void ReadSqliteRows(SqliteConnection connection, List<long> users, Dictionary<long, EventTimeStateRow> rows)
     {
         var db = connection.Handle!;
-        SqliteRowWriter.Check(db, raw.sqlite3_prepare_v2(db, $"SELECT deadline, state FROM {_users} WHERE user_id = ?1", out var lookup));
+        CheckSqlite(db, raw.sqlite3_prepare_v2(db, $"SELECT deadline, state FROM {_users} WHERE user_id = ?1", out var lookup));
         using (lookup)
         {
             // One read transaction for all of them: each statement outside one would take and drop SQLite's file locks.
             // A reader of a WAL database waits for no writer, so the busy retries of Microsoft.Data.Sqlite, which these
             // calls go around, have nothing to retry here (the store's first connection already recovered the WAL).
-            SqliteRowWriter.Check(db, raw.sqlite3_exec(db, "BEGIN"));
+            CheckSqlite(db, raw.sqlite3_exec(db, "BEGIN"));
             try
             {
                 foreach (var user in users)
                 {
-                    SqliteRowWriter.Check(db, raw.sqlite3_bind_int64(lookup, 1, user));
+                    CheckSqlite(db, raw.sqlite3_bind_int64(lookup, 1, user));
                     var result = raw.sqlite3_step(lookup);
                     if (result == raw.SQLITE_ROW)
                         rows[user] = new EventTimeStateRow(user, raw.sqlite3_column_int64(lookup, 0), raw.sqlite3_column_blob(lookup, 1).ToArray());
                     raw.sqlite3_reset(lookup);
                     if (result is not (raw.SQLITE_ROW or raw.SQLITE_DONE))
-                        SqliteRowWriter.Check(db, result);
+                        CheckSqlite(db, result);
                 }
             }
             finally
@@ -356,6 +356,13 @@ public sealed class EventTimeStateStore
                 raw.sqlite3_exec(db, "COMMIT");
             }
         }
+    }
+
+    /// <summary>Throws what Microsoft.Data.Sqlite would for a failed call of SQLite's own API, with SQLite's message.</summary>
+    private static void CheckSqlite(sqlite3 db, int result)
+    {
+        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE))
+            throw new SqliteException($"SQLite Error {result}: '{raw.sqlite3_errmsg(db).utf8_to_string()}'.", result);
     }
 
     /// <summary>The current rows whose deadline the watermark <paramref name="watermark"/> reached.</summary>
@@ -763,14 +770,7 @@ public sealed class EventTimeStateStore
             return statement;
         }
 
-        private void Check(int result) => Check(_db, result);
-
-        /// <summary>Throws what Microsoft.Data.Sqlite would for a failed call, with SQLite's message.</summary>
-        public static void Check(sqlite3 db, int result)
-        {
-            if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE))
-                throw new SqliteException($"SQLite Error {result}: '{raw.sqlite3_errmsg(db).utf8_to_string()}'.", result);
-        }
+        private void Check(int result) => CheckSqlite(_db, result);
     }
 
     /// <summary>
