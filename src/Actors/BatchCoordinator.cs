@@ -31,6 +31,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly VisitsTable _visits;
     private readonly VisitsBacklog _backlog;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IMaterializer _materializer;
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
     private IReadOnlyDictionary<long, EventTimeStateRow>? _eventTimeStates;
@@ -45,6 +46,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private DateTime _retryAtUtc = DateTime.MinValue;
     private bool _compacting;
     private long _compactedBefore;
+    private PreparedVisits? _readAhead;
 
     /// <param name="eventTimeStore">The event-time session states; needed in event-time mode, and taken back by rewinds in either.</param>
     public BatchCoordinator(SessionizationSettings settings, IUserStateStore store, IActorRef userSessions, IActorRef sink, EventTimeStateStore? eventTimeStore = null)
@@ -58,6 +60,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         _visits = VisitsTable.In(settings.BaseDirectory);
         _backlog = new VisitsBacklog(_visits);
         _activity = CoordinatorActivity.Read(settings.BaseDirectory);
+        _materializer = Context.Materializer();
         // Without its user sessions or its sink no batch can finish: the coordinator stops rather than wait for
         // answers that will not come, so a run ends with the reason and a worker's supervisor restarts it.
         Context.Watch(userSessions);
@@ -83,7 +86,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             _polling = Source.Tick(m.Interval, m.Interval, Poll.Instance)
                 .ViaMaterialized(KillSwitches.Single<Poll>(), Keep.Right)
                 .To(Sink.ActorRef<Poll>(Self, PollingStopped.Instance, _ => PollingStopped.Instance))
-                .Run(Context.Materializer());
+                .Run(_materializer);
             Next();
         });
         Command<Terminated>(t =>
@@ -104,6 +107,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         Command<Planned>(OnPlanned);
         Command<PlanFailed>(f => Failed(f.Reason));
         Command<BatchExecuted>(OnExecuted);
+        Command<EventTimeBatchStepped>(ReadAhead);
         Command<BatchExecutionFailed>(f => Failed(f.Reason));
         Command<RewindFinished>(OnRewound);
         Command<RewindFailed>(f => Failed($"rewind to batch {f.Batch} failed: {f.Reason}"));
@@ -267,7 +271,12 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         if (_settings.Sessions.Mode == SessionMode.EventTime)
         {
-            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.OpenSessions, _settings.Sessions.Describe(), _eventTimeStates);
+            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.OpenSessions, _settings.Sessions.Describe(), _eventTimeStates)
+            {
+                ReadAhead = _readAhead,
+            };
+            // Handed over once: a batch run again reads its files itself.
+            _readAhead = null;
             Context.ActorOf(
                 EventTimeBatchExecution.Props(plan, input, _coordination.Request!.BadRows, _settings.BaseDirectory, _eventTimeStore!, _policy, _sink),
                 $"batch-{plan.Batch}-{++_attempt}");
@@ -277,6 +286,30 @@ public sealed class BatchCoordinator : ReceivePersistentActor
         Context.ActorOf(
             BatchExecution.Props(plan, _pendingRows, _coordination.Request!.BadRows, _settings.BaseDirectory, _store, _userSessions, _sink, _settings.BatchTimeout, _settings.MaxUsersInFlight),
             $"batch-{plan.Batch}-{++_attempt}");
+    }
+
+    /// <summary>
+    /// An event-time batch has stepped its users and is saving and committing: the batch most likely next (the files
+    /// after it, as its planner would take them now) is read and grouped meanwhile, on the core the commit leaves
+    /// idle. Nothing is planned or recorded here; the next batch is planned as always, and uses what was read only if
+    /// its plan and its watermark before it are the ones read for (<see cref="PreparedVisits.ForAsync"/>).
+    /// </summary>
+    private void ReadAhead(EventTimeBatchStepped stepped)
+    {
+        if (_coordination.Request is not { } request || stepped.Plan.EndOfInput)
+            return;
+        var visits = _visits;
+        var batch = stepped.Plan.Batch + 1;
+        var cursor = stepped.Plan.To;
+        var limit = request.Drain ? _coordination.DrainUpToVersion : BatchCoordination.NoVersionLimit;
+        var baseDirectory = _settings.BaseDirectory;
+        var policy = _policy;
+        var materializer = _materializer;
+        _readAhead = new PreparedVisits(request.BadRows, stepped.WatermarkAfter, Task.Run<(BatchPlan, BatchVisits)?>(async () =>
+        {
+            var plan = BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), request.MaxFilesPerBatch, limit ?? visits.Delta.LatestVersion() ?? -1);
+            return plan is null ? null : (plan, await EventTimeBatchExecution.PrepareAsync(plan, request.BadRows, baseDirectory, stepped.WatermarkAfter, policy, materializer));
+        }));
     }
 
     private void OnExecuted(BatchExecuted executed)
@@ -419,6 +452,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         _pendingRows = null;
         _eventTimeStates = null;
+        _readAhead = null;
         _userSessions.Tell(UserSessionProtocol.ResetEntities.Instance);
     }
 

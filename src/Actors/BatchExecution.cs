@@ -306,3 +306,9 @@ public sealed record BatchExecuted(
 }
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);
+
+/// <summary>
+/// Sent by an <see cref="EventTimeBatchExecution"/> to the coordinator once its users are stepped, while its states
+/// and tables are still being written: the watermark after the batch is known, so the next batch's visits can be read ahead.
+/// </summary>
+public sealed record EventTimeBatchStepped(BatchPlan Plan, long WatermarkAfter);

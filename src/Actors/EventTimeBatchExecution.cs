@@ -42,6 +42,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
             {
                 StatesSaved = stepped.Saved,
             });
+            Context.Parent.Tell(new EventTimeBatchStepped(plan, stepped.WatermarkAfter));
         });
         Receive<BatchWritten>(_ =>
         {
@@ -86,36 +87,8 @@ public sealed class EventTimeBatchExecution : ReceiveActor
     private static async Task<Stepped> StepAsync(
         BatchPlan plan, EventTimeInput input, BadRowsMode badRows, string baseDirectory, EventTimeStateStore store, EventTimeSessionPolicy policy, IMaterializer materializer)
     {
-        var reads = await BatchExecution.ReadFilesAsync(plan, badRows, baseDirectory, materializer);
-        var onTime = new List<Visit>(reads.Sum(r => r.Visits.Count));
-        var quarantined = new List<QuarantinedVisit>();
-        long visits = 0;
-        long late = 0;
-        long? latest = null;
-        for (var f = 0; f < reads.Count; f++)
-        {
-            var read = reads[f];
-            quarantined.AddRange(read.Quarantined);
-            visits += read.Visits.Count;
-            // Rows are numbered only for a file with a late visit: most files have none.
-            long?[]? rows = null;
-            for (var i = 0; i < read.Visits.Count; i++)
-            {
-                var visit = read.Visits[i];
-                latest = latest is { } l ? Math.Max(l, visit.VisitTimeMicros) : visit.VisitTimeMicros;
-                // Lateness depends on the watermark before the batch alone, so it is decided here, where the file and
-                // row are known, and never reaches the users' state.
-                if (!policy.IsLate(visit.VisitTimeMicros, input.WatermarkBefore))
-                {
-                    onTime.Add(visit);
-                    continue;
-                }
-
-                late++;
-                rows ??= RowNumbers(read);
-                quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(input.WatermarkBefore)));
-            }
-        }
+        var readAhead = input.ReadAhead is { } r ? await r.ForAsync(plan, badRows, input.WatermarkBefore) : null;
+        var (byUser, quarantined, visits, late, latest) = readAhead ?? await PrepareAsync(plan, badRows, baseDirectory, input.WatermarkBefore, policy, materializer);
 
         // Late visits move the watermark too: they were committed, and the watermark follows what was committed.
         var after = Watermark.After(input.WatermarkBefore, latest, policy.Settings.WatermarkDelayMicros);
@@ -124,7 +97,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         EventTimeBatchResult result;
         try
         {
-            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, onTime, input.WatermarkBefore, after, plan.EndOfInput, input.Known, waitForSave: false);
+            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, byUser, input.WatermarkBefore, after, plan.EndOfInput, input.Known, waitForSave: false);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or IOException)
         {
@@ -139,6 +112,53 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         }
 
         return new Stepped(result, visits, quarantined, late, latest, after, SavedAsync(result.Saved));
+    }
+
+    /// <summary>
+    /// Reads the plan's visits files and splits their visits: the late ones (against <paramref name="watermarkBefore"/>,
+    /// the watermark before the batch) set aside for quarantine, the rest grouped by user. Touches no state, so the
+    /// coordinator may run it for the next batch while this one commits (<see cref="PreparedVisits"/>).
+    /// </summary>
+    public static async Task<BatchVisits> PrepareAsync(
+        BatchPlan plan, BadRowsMode badRows, string baseDirectory, long watermarkBefore, EventTimeSessionPolicy policy, IMaterializer materializer)
+    {
+        var reads = await BatchExecution.ReadFilesAsync(plan, badRows, baseDirectory, materializer);
+        var quarantined = new List<QuarantinedVisit>();
+        long visits = 0;
+        long late = 0;
+        long? latest = null;
+        // The on-time visits go to their users as they are read: a list of all of them first would be one array of the
+        // batch's size, on the large object heap.
+        var byUser = BatchGrouping.ByUser(OnTime());
+        return new BatchVisits(byUser, quarantined, visits, late, latest);
+
+        IEnumerable<Visit> OnTime()
+        {
+            for (var f = 0; f < reads.Count; f++)
+            {
+                var read = reads[f];
+                quarantined.AddRange(read.Quarantined);
+                visits += read.Visits.Count;
+                // Rows are numbered only for a file with a late visit: most files have none.
+                long?[]? rows = null;
+                for (var i = 0; i < read.Visits.Count; i++)
+                {
+                    var visit = read.Visits[i];
+                    latest = latest is { } l ? Math.Max(l, visit.VisitTimeMicros) : visit.VisitTimeMicros;
+                    // Lateness depends on the watermark before the batch alone, so it is decided here, where the file
+                    // and row are known, and never reaches the users' state.
+                    if (!policy.IsLate(visit.VisitTimeMicros, watermarkBefore))
+                    {
+                        yield return visit;
+                        continue;
+                    }
+
+                    late++;
+                    rows ??= RowNumbers(read);
+                    quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(watermarkBefore)));
+                }
+            }
+        }
     }
 
     private static async Task SavedAsync(Task saving)
@@ -212,4 +232,40 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 /// open after it, the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits, and the
 /// states of the users the batch before stepped when it ran in this process (<see cref="EventTimeBatchWork.RunAsync"/>).
 /// </summary>
-public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, IReadOnlyDictionary<long, EventTimeStateRow>? Known = null);
+public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, IReadOnlyDictionary<long, EventTimeStateRow>? Known = null)
+{
+    /// <summary>The visits read ahead while the batch before committed, if they were (<see cref="PreparedVisits"/>).</summary>
+    public PreparedVisits? ReadAhead { get; init; }
+}
+
+/// <summary>
+/// A batch's visits read and split (<see cref="EventTimeBatchExecution.PrepareAsync"/>): the on-time ones grouped by
+/// user, the set-aside ones (bad rows and late visits), how many were read, how many were late, and the latest visit time.
+/// </summary>
+public sealed record BatchVisits(Dictionary<long, List<PageVisit>> ByUser, List<QuarantinedVisit> Quarantined, long Visits, long Late, long? LatestVisitMicros);
+
+/// <summary>
+/// The visits of the batch the coordinator expects next (the files its planner would take after the batch before), read
+/// while the batch before saves and commits, so that the reading and grouping overlap that batch's tail instead of
+/// following it. Read against the watermark after the batch before and in one bad-rows mode.
+/// </summary>
+public sealed record PreparedVisits(BadRowsMode BadRows, long WatermarkBefore, Task<(BatchPlan Plan, BatchVisits Visits)?> Read)
+{
+    /// <summary>
+    /// The visits, if they were read for <paramref name="plan"/> under the same mode and watermark; otherwise, or if
+    /// the read ahead failed, null: the batch reads its files itself, and fails (if it does) with that read's error.
+    /// </summary>
+    public async Task<BatchVisits?> ForAsync(BatchPlan plan, BadRowsMode badRows, long watermarkBefore)
+    {
+        if (BadRows != badRows || WatermarkBefore != watermarkBefore)
+            return null;
+        try
+        {
+            return await Read is { } read && read.Plan.Equals(plan) ? read.Visits : null;
+        }
+        catch (Exception)
+        {
+            return null;
+        }
+    }
+}

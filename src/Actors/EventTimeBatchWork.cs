@@ -49,7 +49,7 @@ public static class EventTimeBatchWork
         EventTimeStateStore store,
         EventTimeSessionPolicy policy,
         long batch,
-        IReadOnlyList<Visit> visitsInCommitOrder,
+        IReadOnlyDictionary<long, List<PageVisit>> byUser,
         long watermarkBefore,
         long watermarkAfter,
         bool endOfInput = false,
@@ -58,7 +58,6 @@ public static class EventTimeBatchWork
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
-        var byUser = BatchGrouping.ByUser(visitsInCommitOrder);
         var states = await LoadAsync(store, byUser.Keys, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
 
         var pages = new SharedStrings();

@@ -35,8 +35,12 @@ public sealed class EventTimeStateStore
 {
     private const int UsersPerQuery = 10_000;
 
-    /// <summary>Before- and after-images are stored in parts of about this size, so no single value grows with the batch.</summary>
-    private const int ImagePartBytes = 8 << 20;
+    /// <summary>
+    /// Before- and after-images are stored in parts of about this size, so no single value grows with the batch. A part
+    /// is built in one buffer and copied out as the value: at 8 MB both went to the large object heap, whose budget then
+    /// set off a full collection about every batch.
+    /// </summary>
+    private const int ImagePartBytes = 1 << 20;
 
     /// <summary>The log size past which a batch applies it (<c>sessionization.persistence.event-time-log-limit</c>).</summary>
     public const long DefaultLogLimitBytes = 16 << 20;
@@ -421,6 +425,11 @@ public sealed class EventTimeStateStore
     /// <summary>Takes every user back to how it stood before <paramref name="batch"/>; returns how many users that reset.</summary>
     public async Task<long> RewindAsync(long batch, CancellationToken cancellationToken = default)
     {
+        // A batch run for the first time finds nothing to take back: a read says so without waiting for the log's
+        // application in the background (which leaves the undo records and takes no batch's log records but all), so
+        // the batch goes on to read its users meanwhile and only its save waits.
+        if (!await HoldsBatchesFromAsync(batch, cancellationToken))
+            return 0;
         await WhenAppliedAsync();
         await using var connection = await OpenWriterAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -433,6 +442,15 @@ public sealed class EventTimeStateStore
         }
 
         return users;
+    }
+
+    /// <summary>Whether the undo or the log holds a record of <paramref name="batch"/> or a later batch.</summary>
+    private async Task<bool> HoldsBatchesFromAsync(long batch, CancellationToken cancellationToken)
+    {
+        await using var connection = Open();
+        await using var command = Command(connection, null, $"SELECT 1 WHERE EXISTS (SELECT 1 FROM {_undo} WHERE batch >= @from) OR EXISTS (SELECT 1 FROM {_log} WHERE batch >= @from)");
+        Parameter(command, "@from", batch);
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
     /// <summary>Drops the before-images of the batches before <paramref name="batch"/>: no checkpoint from it on can need them.</summary>
