@@ -211,7 +211,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
                         var latest = visits.Delta.LatestVersion() ?? -1;
                         MeasureBacklog(backlog, plan.Cursor, latest);
                         var limit = plan.UpToVersion ?? latest;
-                        return new Planned(BatchPlanner.PlanNext(plan.Batch, plan.Cursor, visits.FilesFrom(plan.Cursor), plan.MaxFilesPerBatch, limit), limit, idle);
+                        return new Planned(PlanNext(visits, plan, limit), limit, idle);
                     })
                     .PipeTo(Self, failure: e => new PlanFailed(Failures.Message(e)));
                 break;
@@ -296,21 +296,23 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     /// </summary>
     private void ReadAhead(EventTimeBatchStepped stepped)
     {
-        if (_coordination.Request is not { } request || stepped.Plan.EndOfInput)
+        if (_coordination.PlanAfter(stepped.Plan) is not { } next)
             return;
+        var badRows = _coordination.Request!.BadRows;
         var visits = _visits;
-        var batch = stepped.Plan.Batch + 1;
-        var cursor = stepped.Plan.To;
-        var limit = request.Drain ? _coordination.DrainUpToVersion : BatchCoordination.NoVersionLimit;
         var baseDirectory = _settings.BaseDirectory;
         var policy = _policy;
         var materializer = _materializer;
-        _readAhead = new PreparedVisits(request.BadRows, stepped.WatermarkAfter, Task.Run<(BatchPlan, BatchVisits)?>(async () =>
+        _readAhead = new PreparedVisits(badRows, stepped.WatermarkAfter, Task.Run<(BatchPlan, BatchVisits)?>(async () =>
         {
-            var plan = BatchPlanner.PlanNext(batch, cursor, visits.FilesFrom(cursor), request.MaxFilesPerBatch, limit ?? visits.Delta.LatestVersion() ?? -1);
-            return plan is null ? null : (plan, await EventTimeBatchExecution.PrepareAsync(plan, request.BadRows, baseDirectory, stepped.WatermarkAfter, policy, materializer));
+            var plan = PlanNext(visits, next, next.UpToVersion ?? visits.Delta.LatestVersion() ?? -1);
+            return plan is null ? null : (plan, await EventTimeBatchExecution.PrepareAsync(plan, badRows, baseDirectory, stepped.WatermarkAfter, policy, materializer));
         }));
     }
+
+    /// <summary>The batch <paramref name="step"/> asks for, from the visits table's files up to <paramref name="upToVersion"/>.</summary>
+    private static BatchPlan? PlanNext(VisitsTable visits, CoordinatorStep.PlanBatch step, long upToVersion) =>
+        BatchPlanner.PlanNext(step.Batch, step.Cursor, visits.FilesFrom(step.Cursor), step.MaxFilesPerBatch, upToVersion);
 
     private void OnExecuted(BatchExecuted executed)
     {

@@ -90,8 +90,18 @@ public sealed record BatchCoordination(
                 : (busy, new CoordinatorStep.RefuseRewind(RewindRefusal(requested)));
         }
 
-        return (busy, new CoordinatorStep.PlanBatch(State.NextBatch, State.Cursor, Request.MaxFilesPerBatch, Request.Drain ? DrainUpToVersion : NoVersionLimit));
+        return (busy, PlanFrom(State.NextBatch, State.Cursor, Request));
     }
+
+    /// <summary>
+    /// How the batch after <paramref name="plan"/> would be planned under the current request (null: none), as
+    /// <see cref="Next"/> will plan it once <paramref name="plan"/> commits; for reading its visits ahead.
+    /// </summary>
+    public CoordinatorStep.PlanBatch? PlanAfter(BatchPlan plan) =>
+        Request is null || plan.EndOfInput ? null : PlanFrom(plan.Batch + 1, plan.To, Request);
+
+    private CoordinatorStep.PlanBatch PlanFrom(long batch, SourceCursor cursor, CoordinatorRequest request) =>
+        new(batch, cursor, request.MaxFilesPerBatch, request.Drain ? DrainUpToVersion : NoVersionLimit);
 
     /// <summary>
     /// The planner looked at commits up to <paramref name="upToVersion"/> and found <paramref name="plan"/>, or nothing

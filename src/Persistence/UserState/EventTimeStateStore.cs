@@ -425,11 +425,6 @@ public sealed class EventTimeStateStore
     /// <summary>Takes every user back to how it stood before <paramref name="batch"/>; returns how many users that reset.</summary>
     public async Task<long> RewindAsync(long batch, CancellationToken cancellationToken = default)
     {
-        // A batch run for the first time finds nothing to take back: a read says so without waiting for the log's
-        // application in the background (which leaves the undo records and takes no batch's log records but all), so
-        // the batch goes on to read its users meanwhile and only its save waits.
-        if (!await HoldsBatchesFromAsync(batch, cancellationToken))
-            return 0;
         await WhenAppliedAsync();
         await using var connection = await OpenWriterAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -442,15 +437,6 @@ public sealed class EventTimeStateStore
         }
 
         return users;
-    }
-
-    /// <summary>Whether the undo or the log holds a record of <paramref name="batch"/> or a later batch.</summary>
-    private async Task<bool> HoldsBatchesFromAsync(long batch, CancellationToken cancellationToken)
-    {
-        await using var connection = Open();
-        await using var command = Command(connection, null, $"SELECT 1 WHERE EXISTS (SELECT 1 FROM {_undo} WHERE batch >= @from) OR EXISTS (SELECT 1 FROM {_log} WHERE batch >= @from)");
-        Parameter(command, "@from", batch);
-        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
     /// <summary>Drops the before-images of the batches before <paramref name="batch"/>: no checkpoint from it on can need them.</summary>

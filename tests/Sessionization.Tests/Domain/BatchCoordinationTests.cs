@@ -226,4 +226,19 @@ public class BatchCoordinationTests
 
         Assert.Equal(new CoordinatorStep.BeginRewind(2), step);
     }
+
+    [Fact]
+    public void The_batch_after_one_in_flight_is_planned_as_Next_will_plan_it()
+    {
+        var plan = PlanFor(CoordinatorState.Initial);
+        var (polling, _) = BatchCoordination.Initial.PollingRequested(4, BadRowsMode.Fail).Next();
+        Assert.Equal(new CoordinatorStep.PlanBatch(1, plan.To, 4, BatchCoordination.NoVersionLimit), polling.PlanAfter(plan));
+
+        var (draining, _) = BatchCoordination.Initial.DrainRequested(2, BadRowsMode.Fail, null).Next();
+        var (planned, _, _) = draining.Planned(plan, upToVersion: 7);
+        Assert.Equal(new CoordinatorStep.PlanBatch(1, plan.To, 2, 7), planned.PlanAfter(plan));
+
+        Assert.Null(polling.PlanAfter(plan with { EndOfInput = true }));
+        Assert.Null(BatchCoordination.Initial.PlanAfter(plan));
+    }
 }
