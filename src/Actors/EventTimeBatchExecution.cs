@@ -127,38 +127,30 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         long visits = 0;
         long late = 0;
         long? latest = null;
-        // The on-time visits go to their users as they are read: a list of all of them first would be one array of the
-        // batch's size, on the large object heap.
-        var byUser = BatchGrouping.ByUser(OnTime());
-        return new BatchVisits(byUser, quarantined, visits, late, latest);
-
-        IEnumerable<Visit> OnTime()
+        for (var f = 0; f < reads.Count; f++)
         {
-            for (var f = 0; f < reads.Count; f++)
+            var read = reads[f];
+            quarantined.AddRange(read.Quarantined);
+            visits += read.Visits.Count;
+            // Rows are numbered only for a file with a late visit: most files have none.
+            long?[]? rows = null;
+            for (var i = 0; i < read.Visits.Count; i++)
             {
-                var read = reads[f];
-                quarantined.AddRange(read.Quarantined);
-                visits += read.Visits.Count;
-                // Rows are numbered only for a file with a late visit: most files have none.
-                long?[]? rows = null;
-                for (var i = 0; i < read.Visits.Count; i++)
-                {
-                    var visit = read.Visits[i];
-                    latest = latest is { } l ? Math.Max(l, visit.VisitTimeMicros) : visit.VisitTimeMicros;
-                    // Lateness depends on the watermark before the batch alone, so it is decided here, where the file
-                    // and row are known, and never reaches the users' state.
-                    if (!policy.IsLate(visit.VisitTimeMicros, watermarkBefore))
-                    {
-                        yield return visit;
-                        continue;
-                    }
-
-                    late++;
-                    rows ??= RowNumbers(read);
-                    quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(watermarkBefore)));
-                }
+                var visit = read.Visits[i];
+                latest = latest is { } l ? Math.Max(l, visit.VisitTimeMicros) : visit.VisitTimeMicros;
+                // Lateness depends on the watermark before the batch alone, so it is decided here, where the file and
+                // row are known, and never reaches the users' state.
+                if (!policy.IsLate(visit.VisitTimeMicros, watermarkBefore))
+                    continue;
+                late++;
+                rows ??= RowNumbers(read);
+                quarantined.Add(new QuarantinedVisit(plan.Batch, plan.Files[f].Path, rows[i], visit.UserId, visit.VisitTimeMicros, visit.Page, LateReason(watermarkBefore)));
             }
         }
+
+        var byUser = VisitsByUser.From(
+            reads.Select(r => (IReadOnlyList<Visit>)r.Visits).ToList(), late == 0 ? null : visit => !policy.IsLate(visit.VisitTimeMicros, watermarkBefore));
+        return new BatchVisits(byUser, quarantined, visits, late, latest);
     }
 
     private static async Task SavedAsync(Task saving)
@@ -242,7 +234,7 @@ public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, strin
 /// A batch's visits read and split (<see cref="EventTimeBatchExecution.PrepareAsync"/>): the on-time ones grouped by
 /// user, the set-aside ones (bad rows and late visits), how many were read, how many were late, and the latest visit time.
 /// </summary>
-public sealed record BatchVisits(Dictionary<long, List<PageVisit>> ByUser, List<QuarantinedVisit> Quarantined, long Visits, long Late, long? LatestVisitMicros);
+public sealed record BatchVisits(VisitsByUser ByUser, List<QuarantinedVisit> Quarantined, long Visits, long Late, long? LatestVisitMicros);
 
 /// <summary>
 /// The visits of the batch the coordinator expects next (the files its planner would take after the batch before), read

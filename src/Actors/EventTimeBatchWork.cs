@@ -49,7 +49,7 @@ public static class EventTimeBatchWork
         EventTimeStateStore store,
         EventTimeSessionPolicy policy,
         long batch,
-        IReadOnlyDictionary<long, List<PageVisit>> byUser,
+        VisitsByUser byUser,
         long watermarkBefore,
         long watermarkAfter,
         bool endOfInput = false,
@@ -58,7 +58,7 @@ public static class EventTimeBatchWork
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
-        var states = await LoadAsync(store, byUser.Keys, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
+        var states = await LoadAsync(store, byUser.Users, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
 
         var pages = new SharedStrings();
         // The store's one writer saves the states while the users are still being stepped: the save (a log record, or a
@@ -79,11 +79,11 @@ public static class EventTimeBatchWork
         var after = new Dictionary<long, EventTimeStateRow>(states.Count + byUser.Count);
         try
         {
-            foreach (var user in byUser.Keys.Union(states.Keys).Order())
+            foreach (var user in UsersInOrder(byUser, states))
             {
                 var stored = states.GetValueOrDefault(user);
                 var state = stored?.Decode(pages) ?? EventTimeUserState.Empty(user);
-                var step = policy.Step(state, batch, byUser.GetValueOrDefault(user) ?? [], watermarkBefore, watermarkAfter, endOfInput)
+                var step = policy.Step(state, batch, byUser.Of(user), watermarkBefore, watermarkAfter, endOfInput)
                     ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
                 var row = EventTimeStateRow.From(step.State, policy);
                 changes.Writer.TryWrite(new EventTimeStateChange(row, stored));
@@ -113,6 +113,24 @@ public static class EventTimeBatchWork
         if (waitForSave)
             await saving;
         return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after, Saved = saving };
+    }
+
+    /// <summary>The users with visits and those read for their deadline, each once, in id order.</summary>
+    private static long[] UsersInOrder(VisitsByUser byUser, Dictionary<long, EventTimeStateRow> states)
+    {
+        var users = new long[byUser.Count + states.Count];
+        var count = 0;
+        foreach (var user in byUser.Users)
+            users[count++] = user;
+        foreach (var user in states.Keys)
+        {
+            if (!byUser.Contains(user))
+                users[count++] = user;
+        }
+
+        Array.Resize(ref users, count);
+        Array.Sort(users);
+        return users;
     }
 
     private static int OpenCount(EventTimeUserState state)

@@ -174,7 +174,7 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
     /// session closes, while what is kept for later visits follows the watermark as always. Null when the batch was
     /// applied already.
     /// </summary>
-    public EventTimeStep? Step(EventTimeUserState state, long batch, IReadOnlyList<PageVisit> visits, long watermarkBefore, long watermarkAfter, bool endOfInput = false)
+    public EventTimeStep? Step(EventTimeUserState state, long batch, ReadOnlySpan<PageVisit> visits, long watermarkBefore, long watermarkAfter, bool endOfInput = false)
     {
         if (batch <= state.LastAppliedBatch)
             return null;
@@ -188,7 +188,7 @@ public sealed class EventTimeSessionPolicy(EventTimeSettings settings)
         foreach (var session in old)
             keptVisits += session.Visits.Length;
         var pool = ArrayPool<PageVisit>.Shared;
-        var buffer = pool.Rent(keptVisits + visits.Count);
+        var buffer = pool.Rent(keptVisits + visits.Length);
         PageVisit[]? merged = null;
         try
         {

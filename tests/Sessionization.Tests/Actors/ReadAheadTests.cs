@@ -8,7 +8,7 @@ public class ReadAheadTests
 {
     private static readonly BatchPlan Plan = new(3, new SourceCursor(3, 0), new SourceCursor(3, 2), [new SourceFile(3, 0, "a.parquet", 10), new SourceFile(3, 1, "b.parquet", 10)]);
 
-    private static readonly BatchVisits Visits = new(new Dictionary<long, List<PageVisit>> { [7] = [new PageVisit(1, "home")] }, [], 1, 0, 1);
+    private static readonly BatchVisits Visits = new(VisitsByUser.From([[new Visit(7, 1, "home")]]), [], 1, 0, 1);
 
     private static PreparedVisits ReadFor(BatchPlan? plan, long watermark = 100) =>
         new(BadRowsMode.Fail, watermark, Task.FromResult<(BatchPlan, BatchVisits)?>(plan is null ? null : (plan, Visits)));

@@ -59,7 +59,7 @@ public sealed class EventTimePipelineTests
                 ? Watermark.EndOfInput
                 : Watermark.After(watermark, visits.Length == 0 ? null : visits.Max(v => v.VisitTimeMicros), policy.Settings.WatermarkDelayMicros);
 
-            var work = await EventTimeBatchWork.RunAsync(store, policy, batch, BatchGrouping.ByUser(visits), watermark, after);
+            var work = await EventTimeBatchWork.RunAsync(store, policy, batch, VisitsByUser.From([visits]), watermark, after);
             if (crashes < c.Crashes.Length && c.Crashes[crashes++] == 1)
                 continue;
             await sessions.CommitBatchAsync(batch, work.Written, Pipeline, removed: work.Removed);

@@ -49,6 +49,22 @@ public class BatchTests
     }
 
     [Fact]
+    public void Visits_by_user_sorts_each_users_visits_by_time_across_parts_keeps_ties_in_read_order_and_leaves_out_what_is_not_kept()
+    {
+        List<Visit> first = [new Visit(2, 30, "c"), new Visit(1, 20, "b"), new Visit(2, 10, "a"), new Visit(3, 5, "late")];
+        List<Visit> second = [new Visit(2, 30, "d"), new Visit(1, 20, "e"), new Visit(1, 5, "f")];
+
+        var grouped = VisitsByUser.From([first, second], v => v.Page != "late");
+
+        Assert.Equal(2, grouped.Count);
+        Assert.Equal([1L, 2L], grouped.Users.Order());
+        Assert.Equal(["a", "c", "d"], grouped.Of(2).ToArray().Select(v => v.Page));
+        Assert.Equal(["f", "b", "e"], grouped.Of(1).ToArray().Select(v => v.Page));
+        Assert.False(grouped.Contains(3));
+        Assert.True(grouped.Of(3).IsEmpty);
+    }
+
+    [Fact]
     public void Open_users_without_visits_are_the_ones_to_close()
     {
         var active = BatchGrouping.ByUser([new Visit(3, 1, "x"), new Visit(4, 1, "y")]);

@@ -108,7 +108,7 @@ public class EventTimeDeterminismTests
             {
                 var state = states.GetValueOrDefault(user) ?? EventTimeUserState.Empty(user);
                 var userVisits = byUser.GetValueOrDefault(user) ?? [];
-                var step = policy.Step(state, batch, userVisits.Select(v => new PageVisit(v.VisitTimeMicros, v.Page)).ToList(), watermark, after)!;
+                var step = policy.Step(state, batch, userVisits.Select(v => new PageVisit(v.VisitTimeMicros, v.Page)).ToArray(), watermark, after)!;
                 var due = policy.NextDeadline(state) is { } deadline && Watermark.IsAtOrPast(after, deadline, 0);
                 if (userVisits.Count == 0 && !due)
                 {
