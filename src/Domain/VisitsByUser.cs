@@ -13,8 +13,6 @@ public sealed class VisitsByUser
 
     private VisitsByUser(Dictionary<long, Slot> byUser) => _byUser = byUser;
 
-    public static VisitsByUser Empty { get; } = new([]);
-
     /// <summary>How many users have visits.</summary>
     public int Count => _byUser.Count;
 
