@@ -30,16 +30,12 @@ public sealed class VisitsByUser
     public static VisitsByUser From(IReadOnlyList<IReadOnlyList<Visit>> parts, Func<Visit, bool>? keep = null)
     {
         var byUser = new Dictionary<long, Slot>();
-        var total = 0;
         foreach (var part in parts)
         {
             for (var i = 0; i < part.Count; i++)
             {
                 if (keep is null || keep(part[i]))
-                {
                     CollectionsMarshal.GetValueRefOrAddDefault(byUser, part[i].UserId, out _).Count++;
-                    total++;
-                }
             }
         }
 
@@ -51,8 +47,8 @@ public sealed class VisitsByUser
             start += slot.Count;
         }
 
-        var visits = new PageVisit[total];
-
+        // Past the last user's range: the visits kept, in all.
+        var visits = new PageVisit[start];
         foreach (var part in parts)
         {
             for (var i = 0; i < part.Count; i++)
