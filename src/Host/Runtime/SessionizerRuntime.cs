@@ -184,7 +184,8 @@ public sealed class SessionizerRuntime : IAsyncDisposable
                 using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
                 connection.Open();
                 using var command = connection.CreateCommand();
-                command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA quick_check;";
+                var create = file == SessionizationConfig.EventTimeStateFile ? EventTimeStateStore.SqliteCreatePragmas : "PRAGMA journal_mode=WAL;";
+                command.CommandText = $"{create} PRAGMA quick_check;";
                 using var reader = command.ExecuteReader();
                 reader.NextResult();
                 if (reader.Read() && reader.GetString(0) != "ok")

@@ -277,5 +277,37 @@ public sealed class EventTimeStateStoreTests : IDisposable
         Assert.Contains("--from-batch 0", refused.Message);
     }
 
+    [Fact]
+    public async Task A_new_file_has_16_KB_pages_and_one_created_with_4_KB_pages_keeps_them_and_its_states()
+    {
+        Assert.Equal(16384L, PageSize(_temp.Combine("state", "event-time.db")));
+
+        var path = _temp.Combine("earlier", "event-time.db");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;";
+            command.ExecuteNonQuery();
+        }
+
+        var earlier = EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5));
+        await earlier.SaveBatchAsync(0, Changes([new EventTimeStateChange(Row(1, 0, 100, "a"), null)]));
+        var reopened = EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5));
+
+        Assert.Equal(4096L, PageSize(path));
+        Assert.Equal("a", Pages((await reopened.LoadUsersAsync([1]))[1]));
+    }
+
+    private static long PageSize(string path)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False;Mode=ReadOnly");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA page_size";
+        return (long)command.ExecuteScalar()!;
+    }
+
     public void Dispose() => _temp.Dispose();
 }
