@@ -172,7 +172,10 @@ public sealed class SessionizerRuntime : IAsyncDisposable
         }
     }
 
-    /// <summary>Creates the state files in WAL mode once, so readers never wait for the journal's writer.</summary>
+    /// <summary>
+    /// Creates the state files in WAL mode once, so readers never wait for the journal's writer; the event-time state
+    /// file also gets its page size here, which SQLite takes only while a file is new.
+    /// </summary>
     private static void PrepareSqlite(string stateDirectory)
     {
         Directory.CreateDirectory(stateDirectory);

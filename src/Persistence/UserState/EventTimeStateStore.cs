@@ -98,7 +98,7 @@ public sealed class EventTimeStateStore
     /// What an SQLite file of event-time state is created with: pages of 16 KB, and WAL. A batch that touches a third of
     /// a million users rewrites about every page of the users table either way; with pages four times the default
     /// there are a quarter as many to find, split, cache and log, and the 1M-visit worker's state saves took about 10%
-    /// less (seven runs back to back). A file already created keeps its page size: SQLite changes it only on creation.
+    /// less (five pairs of runs, alternating). A file already created keeps its page size: SQLite sets it only on creation.
     /// </summary>
     public const string SqliteCreatePragmas = "PRAGMA page_size=16384; PRAGMA journal_mode=WAL;";
 
