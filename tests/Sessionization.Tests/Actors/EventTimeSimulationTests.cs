@@ -46,8 +46,13 @@ public sealed class EventTimeSimulationTests() : TestKit(ActorTestConfig.InMemor
             var (sessions, late) = Simulate(temp.Path, c).GetAwaiter().GetResult();
 
             var accepted = c.Commits.SelectMany(v => v).ToList();
+            // Of equal visits committed more than once only the later ones can be late (the watermark never goes back).
             foreach (var visit in late)
-                Assert.True(accepted.Remove(visit), $"quarantined {visit} was never committed");
+            {
+                var at = accepted.LastIndexOf(visit);
+                Assert.True(at >= 0, $"quarantined {visit} was never committed");
+                accepted.RemoveAt(at);
+            }
             var direct = new EventTimeSessionPolicy(c.Settings).Direct(accepted);
             Assert.Equal(SessionKeys.Of(direct), SessionKeys.Of(sessions));
         }, iter: 15, threads: 1);
