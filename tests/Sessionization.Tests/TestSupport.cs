@@ -64,9 +64,31 @@ public static class RepositoryPaths
     }
 }
 
-/// <summary>Session rows as the determinism contract compares them: everything but the batch that wrote them, in order.</summary>
+/// <summary>
+/// The determinism contract's two sides: session rows as it compares them (everything but the batch that wrote them,
+/// in order), and the visits the direct computation starts from.
+/// </summary>
 public static class SessionKeys
 {
     public static List<(long, string, long, long, long)> Of(IEnumerable<Sessionization.Domain.SessionRecord> rows) =>
         [.. rows.Select(r => (r.UserId, r.ConcatenatedPages, r.StartTimeMicros, r.EndTimeMicros, r.VisitCount)).Order()];
+
+    /// <summary>
+    /// The committed visits, in commit order, without the late ones. Equal visits can be committed more than once, and
+    /// only the later ones late: the watermark never goes back, so once one is late every later one is too. The late
+    /// ones are taken from the end, or an earlier, accepted one would go and a late one stay in its place, out of
+    /// commit order among visits of equal time.
+    /// </summary>
+    public static List<Sessionization.Domain.Visit> Accepted(IEnumerable<Sessionization.Domain.Visit> committed, IEnumerable<Sessionization.Domain.Visit> late)
+    {
+        var accepted = committed.ToList();
+        foreach (var visit in late)
+        {
+            var at = accepted.LastIndexOf(visit);
+            Assert.True(at >= 0, $"late visit {visit} was never committed");
+            accepted.RemoveAt(at);
+        }
+
+        return accepted;
+    }
 }

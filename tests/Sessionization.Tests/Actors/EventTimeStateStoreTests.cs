@@ -262,14 +262,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
     public void A_store_of_the_earlier_layout_is_refused_by_name()
     {
         var path = _temp.Combine("old", "event-time.db");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
-        {
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "CREATE TABLE event_time_states (user_id BIGINT, batch BIGINT, deadline BIGINT, superseded_in BIGINT, state BLOB)";
-            command.ExecuteNonQuery();
-        }
+        CreateFile(path, "CREATE TABLE event_time_states (user_id BIGINT, batch BIGINT, deadline BIGINT, superseded_in BIGINT, state BLOB)");
 
         var refused = Assert.ThrowsAny<Exception>(() => EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5)));
 
@@ -283,14 +276,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
         Assert.Equal(16384L, PageSize(_temp.Combine("state", "event-time.db")));
 
         var path = _temp.Combine("earlier", "event-time.db");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
-        {
-            connection.Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;";
-            command.ExecuteNonQuery();
-        }
+        CreateFile(path, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;");
 
         var earlier = EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5));
         await earlier.SaveBatchAsync(0, Changes([new EventTimeStateChange(Row(1, 0, 100, "a"), null)]));
@@ -298,6 +284,17 @@ public sealed class EventTimeStateStoreTests : IDisposable
 
         Assert.Equal(4096L, PageSize(path));
         Assert.Equal("a", Pages((await reopened.LoadUsersAsync([1]))[1]));
+    }
+
+    /// <summary>An SQLite file made outside the store, as an earlier version left it.</summary>
+    private static void CreateFile(string path, string sql)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
     }
 
     private static long PageSize(string path)

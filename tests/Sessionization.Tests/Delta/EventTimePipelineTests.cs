@@ -35,10 +35,7 @@ public sealed class EventTimePipelineTests
             using var temp = new TempDirectory();
             var (table, late) = Run(temp.Path, c).GetAwaiter().GetResult();
 
-            var accepted = c.Batches.SelectMany(b => b).ToList();
-            // Of equal visits committed more than once only the later ones can be late (the watermark never goes back).
-            foreach (var visit in late)
-                accepted.RemoveAt(accepted.LastIndexOf(visit));
+            var accepted = SessionKeys.Accepted(c.Batches.SelectMany(b => b), late);
             var policy = new EventTimeSessionPolicy(c.Settings);
             Assert.Equal(SessionKeys.Of(policy.Direct(accepted)), SessionKeys.Of(table));
         }, iter: 25, threads: 1);
