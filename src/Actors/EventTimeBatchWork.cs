@@ -58,7 +58,8 @@ public static class EventTimeBatchWork
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
-        var states = await LoadAsync(store, byUser.Users, endOfInput ? Watermark.EndOfInput : watermarkAfter, known, cancellationToken);
+        var dueAt = endOfInput ? Watermark.EndOfInput : watermarkAfter;
+        var states = await LoadAsync(store, byUser, dueAt, known, cancellationToken);
 
         var pages = new SharedStrings();
         // The store's one writer saves the states while the users are still being stepped: the save (a log record, or a
@@ -69,7 +70,7 @@ public static class EventTimeBatchWork
         var expectedBytes = (long)byUser.Count * 64;
         foreach (var row in states.Values)
             expectedBytes += row.State.Length;
-        var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), expectedBytes, cancellationToken), cancellationToken);
+        var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), expectedBytes, dueAt, cancellationToken), cancellationToken);
         var written = new List<SessionRecord>();
         var removed = new List<SessionRecord>();
         var opened = new List<SessionRecord>();
@@ -165,11 +166,11 @@ public static class EventTimeBatchWork
     /// rest from the store by id. A user without a row has kept nothing.
     /// </summary>
     private static async Task<Dictionary<long, EventTimeStateRow>> LoadAsync(
-        EventTimeStateStore store, IEnumerable<long> withVisits, long dueAt, IReadOnlyDictionary<long, EventTimeStateRow>? known, CancellationToken cancellationToken)
+        EventTimeStateStore store, VisitsByUser byUser, long dueAt, IReadOnlyDictionary<long, EventTimeStateRow>? known, CancellationToken cancellationToken)
     {
         if (known is null)
         {
-            var loaded = await store.LoadUsersAsync(withVisits.ToList(), cancellationToken);
+            var loaded = await store.LoadUsersAsync([.. byUser.Users], cancellationToken);
             foreach (var (user, row) in await store.LoadDueAsync(dueAt, cancellationToken))
                 loaded.TryAdd(user, row);
             return loaded;
@@ -177,14 +178,14 @@ public static class EventTimeBatchWork
 
         var rows = new Dictionary<long, EventTimeStateRow>();
         var missing = new List<long>();
-        foreach (var user in withVisits.Concat(await store.LoadDueIdsAsync(dueAt, cancellationToken)))
+        foreach (var user in byUser.Users.Concat(await store.LoadDueIdsAsync(dueAt, cancellationToken)))
         {
             if (rows.ContainsKey(user))
                 continue;
             // A user the batch before left keeping nothing has no row, as if it had never been seen.
             if (known.TryGetValue(user, out var row))
             {
-                if (!row.KeepsNothing)
+                if (!row.KeepsNothing && (byUser.Contains(user) || row.Deadline <= dueAt))
                     rows[user] = row;
             }
             else
@@ -193,8 +194,13 @@ public static class EventTimeBatchWork
             }
         }
 
+        // The store names the due users with perhaps some whose deadline moved on since: their rows tell them apart.
         foreach (var (user, row) in await store.LoadUsersAsync(missing.Distinct().ToList(), cancellationToken))
-            rows[user] = row;
+        {
+            if (byUser.Contains(user) || row.Deadline <= dueAt)
+                rows[user] = row;
+        }
+
         return rows;
     }
 }
