@@ -464,8 +464,9 @@ public sealed class EventTimeStateStore
     /// <summary>
     /// The users whose current deadline the watermark <paramref name="watermark"/> may have reached, without their
     /// states: every one whose deadline it did reach, and perhaps some whose deadline moved on since, which the caller
-    /// tells apart by their rows (a row's deadline is current); one may be named twice. Checking each entry against its row here would look up
-    /// every due user's row, which a batch mostly holds already (a quarter of a million due users: about 200 ms against 10).
+    /// tells apart by their rows (a row's deadline is current); one may be named twice. Checking each entry against its
+    /// row here would look up every due user's row, which a worker's batch mostly holds already (a quarter of a million
+    /// due users: about 200 ms against 10).
     /// </summary>
     public async Task<List<long>> LoadDueIdsAsync(long watermark, CancellationToken cancellationToken = default)
     {
