@@ -178,23 +178,27 @@ public static class EventTimeBatchWork
 
         var rows = new Dictionary<long, EventTimeStateRow>();
         var missing = new List<long>();
-        foreach (var user in byUser.Users.Concat(await store.LoadDueIdsAsync(dueAt, cancellationToken)))
+        foreach (var user in byUser.Users)
         {
-            if (rows.ContainsKey(user))
-                continue;
             // A user the batch before left keeping nothing has no row, as if it had never been seen.
-            if (known.TryGetValue(user, out var row))
-            {
-                if (!row.KeepsNothing && (byUser.Contains(user) || row.Deadline <= dueAt))
-                    rows[user] = row;
-            }
-            else
-            {
+            if (!known.TryGetValue(user, out var row))
                 missing.Add(user);
-            }
+            else if (!row.KeepsNothing)
+                rows[user] = row;
         }
 
-        // The store names the due users with perhaps some whose deadline moved on since: their rows tell them apart.
+        // The store names the due users with perhaps some whose deadline moved on since (and perhaps twice): their rows
+        // tell them apart. A user that keeps nothing has no deadline, and is never due.
+        foreach (var user in await store.LoadDueIdsAsync(dueAt, cancellationToken))
+        {
+            if (byUser.Contains(user))
+                continue;
+            if (!known.TryGetValue(user, out var row))
+                missing.Add(user);
+            else if (row.Deadline <= dueAt)
+                rows[user] = row;
+        }
+
         foreach (var (user, row) in await store.LoadUsersAsync(missing.Distinct().ToList(), cancellationToken))
         {
             if (byUser.Contains(user) || row.Deadline <= dueAt)

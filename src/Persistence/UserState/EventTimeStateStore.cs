@@ -173,15 +173,8 @@ public sealed class EventTimeStateStore
     private void ReplaceDeadlineIndex(DbConnection connection)
     {
         var index = _users + "_due";
-        using (var exists = Command(connection, null, _sqlite
-            ? "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = @name"
-            : "SELECT count(*) FROM pg_indexes WHERE indexname = @name"))
-        {
-            Parameter(exists, "@name", index);
-            if (Convert.ToInt64(exists.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
-                return;
-        }
-
+        if (!Exists(connection, "index", index))
+            return;
         using var transaction = connection.BeginTransaction();
         // WHERE true: without it SQLite would read ON CONFLICT as part of the join.
         using var replace = Command(connection, transaction, $"""
@@ -634,16 +627,26 @@ public sealed class EventTimeStateStore
 
     private void RefuseEarlierLayout(DbConnection connection, string table, string where)
     {
-        using var command = connection.CreateCommand();
-        command.CommandText = _sqlite
-            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @name"
-            : "SELECT count(*) FROM information_schema.tables WHERE table_name = @name";
-        Parameter(command, "@name", table);
-        if (Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0)
+        if (Exists(connection, "table", table))
         {
             throw new InvalidDataException(
                 $"{where} holds event-time state in an earlier layout (table {table}): drop that table, then rebuild the state from the visits with `run --from-batch 0`");
         }
+    }
+
+    /// <summary>Whether the database has a <paramref name="kind"/> (<c>table</c> or <c>index</c>) of this name.</summary>
+    private bool Exists(DbConnection connection, string kind, string name)
+    {
+        using var command = Command(connection, null, (_sqlite, kind) switch
+        {
+            (true, _) => "SELECT count(*) FROM sqlite_master WHERE type = @kind AND name = @name",
+            (false, "index") => "SELECT count(*) FROM pg_indexes WHERE indexname = @name",
+            _ => "SELECT count(*) FROM information_schema.tables WHERE table_name = @name",
+        });
+        if (_sqlite)
+            Parameter(command, "@kind", kind);
+        Parameter(command, "@name", name);
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
     }
 
     private static async Task ReadRowsAsync(DbCommand command, Dictionary<long, EventTimeStateRow> rows, CancellationToken cancellationToken)
