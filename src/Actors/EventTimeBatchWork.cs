@@ -80,11 +80,11 @@ public static class EventTimeBatchWork
         var after = new Dictionary<long, EventTimeStateRow>(states.Count + byUser.Count);
         try
         {
-            foreach (var user in UsersInOrder(byUser, states))
+            foreach (var (user, rank) in UsersInOrder(byUser, states))
             {
                 var stored = states.GetValueOrDefault(user);
                 var state = stored?.Decode(pages) ?? EventTimeUserState.Empty(user);
-                var step = policy.Step(state, batch, byUser.Of(user), watermarkBefore, watermarkAfter, endOfInput)
+                var step = policy.Step(state, batch, rank >= 0 ? byUser.At(rank) : default, watermarkBefore, watermarkAfter, endOfInput)
                     ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
                 var row = EventTimeStateRow.From(step.State, policy);
                 changes.Writer.TryWrite(new EventTimeStateChange(row, stored));
@@ -116,21 +116,33 @@ public static class EventTimeBatchWork
         return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after, Saved = saving };
     }
 
-    /// <summary>The users with visits and those read for their deadline, each once, in id order.</summary>
-    private static long[] UsersInOrder(VisitsByUser byUser, Dictionary<long, EventTimeStateRow> states)
+    /// <summary>
+    /// The users with visits and those read for their deadline, each once, in id order, each with its place among the
+    /// users with visits (-1: none): both in order, merged, so no user is looked up by id.
+    /// </summary>
+    private static (long User, int Rank)[] UsersInOrder(VisitsByUser byUser, Dictionary<long, EventTimeStateRow> states)
     {
-        var users = new long[byUser.Count + states.Count];
-        var count = 0;
-        foreach (var user in byUser.Users)
-            users[count++] = user;
-        foreach (var user in states.Keys)
+        var read = states.Keys.ToArray();
+        Array.Sort(read);
+        var withVisits = byUser.Users;
+        var users = new (long User, int Rank)[withVisits.Count + read.Length];
+        int count = 0, v = 0, r = 0;
+        while (v < withVisits.Count || r < read.Length)
         {
-            if (!byUser.Contains(user))
-                users[count++] = user;
+            if (r == read.Length || (v < withVisits.Count && withVisits[v] <= read[r]))
+            {
+                if (r < read.Length && read[r] == withVisits[v])
+                    r++;
+                users[count++] = (withVisits[v], v);
+                v++;
+            }
+            else
+            {
+                users[count++] = (read[r++], -1);
+            }
         }
 
         Array.Resize(ref users, count);
-        Array.Sort(users);
         return users;
     }
 

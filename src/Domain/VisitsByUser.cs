@@ -4,73 +4,100 @@ namespace Sessionization.Domain;
 
 /// <summary>
 /// A batch's visits by user, each user's in visit-time order (equal times in the order they came), all in one array
-/// where each user has a range of its own: counted first, then placed. Grown list by list, the visits of a batch of a
-/// million cost about six times their size in arrays thrown away; an array per user, a few hundred thousand objects
-/// that live through the batch, for every full collection meanwhile to mark.
+/// where each user has a range of its own, the users in id order: numbered as they come, counted, then placed. Grown
+/// list by list, the visits of a batch of a million cost about six times their size in arrays thrown away; an array
+/// per user, a few hundred thousand objects that live through the batch, for every full collection meanwhile to mark.
 /// </summary>
 public sealed class VisitsByUser
 {
-    private readonly Dictionary<long, Slot> _byUser;
+    /// <summary>Each user's number: the order it first came in.</summary>
+    private readonly Dictionary<long, int> _numbers;
+    private readonly int[] _rankOfNumber;
+    private readonly long[] _users;
+    private readonly int[] _starts;
     private readonly PageVisit[] _visits;
 
-    private VisitsByUser(Dictionary<long, Slot> byUser, PageVisit[] visits) => (_byUser, _visits) = (byUser, visits);
+    private VisitsByUser(Dictionary<long, int> numbers, int[] rankOfNumber, long[] users, int[] starts, PageVisit[] visits) =>
+        (_numbers, _rankOfNumber, _users, _starts, _visits) = (numbers, rankOfNumber, users, starts, visits);
 
     /// <summary>How many users have visits.</summary>
-    public int Count => _byUser.Count;
+    public int Count => _users.Length;
 
-    /// <summary>The users with visits, in no particular order.</summary>
-    public IReadOnlyCollection<long> Users => _byUser.Keys;
+    /// <summary>The users with visits, in id order.</summary>
+    public IReadOnlyList<long> Users => _users;
 
-    public bool Contains(long user) => _byUser.ContainsKey(user);
+    public bool Contains(long user) => _numbers.ContainsKey(user);
 
     /// <summary>The user's visits in time order; none for a user without any.</summary>
-    public ReadOnlySpan<PageVisit> Of(long user) => _byUser.TryGetValue(user, out var slot) ? _visits.AsSpan(slot.Start, slot.Count) : default;
+    public ReadOnlySpan<PageVisit> Of(long user) => _numbers.TryGetValue(user, out var number) ? At(_rankOfNumber[number]) : default;
+
+    /// <summary>The visits of the user at <paramref name="rank"/> in <see cref="Users"/>: no lookup by id.</summary>
+    public ReadOnlySpan<PageVisit> At(int rank) => _visits.AsSpan(_starts[rank], _starts[rank + 1] - _starts[rank]);
 
     /// <summary>The visits of <paramref name="parts"/> (in read order: part by part) that <paramref name="keep"/> keeps.</summary>
     public static VisitsByUser From(IReadOnlyList<IReadOnlyList<Visit>> parts, Func<Visit, bool>? keep = null)
     {
-        var byUser = new Dictionary<long, Slot>();
+        var total = 0;
+        foreach (var part in parts)
+            total += part.Count;
+
+        // One lookup by id per visit: each visit remembers its user's number (-1: not kept), so placing it takes none.
+        var numberOfVisit = new int[total];
+        var numbers = new Dictionary<long, int>();
+        var users = new List<long>();
+        var counts = new List<int>();
+        var at = 0;
         foreach (var part in parts)
         {
-            for (var i = 0; i < part.Count; i++)
-            {
-                if (keep is null || keep(part[i]))
-                    CollectionsMarshal.GetValueRefOrAddDefault(byUser, part[i].UserId, out _).Count++;
-            }
-        }
-
-        var start = 0;
-        foreach (var user in byUser.Keys)
-        {
-            ref var slot = ref CollectionsMarshal.GetValueRefOrNullRef(byUser, user);
-            (slot.Start, slot.Filled) = (start, start);
-            start += slot.Count;
-        }
-
-        // Past the last user's range: the visits kept, in all.
-        var visits = new PageVisit[start];
-        foreach (var part in parts)
-        {
-            for (var i = 0; i < part.Count; i++)
+            for (var i = 0; i < part.Count; i++, at++)
             {
                 var visit = part[i];
                 if (keep is not null && !keep(visit))
+                {
+                    numberOfVisit[at] = -1;
                     continue;
-                ref var slot = ref CollectionsMarshal.GetValueRefOrNullRef(byUser, visit.UserId);
-                visits[slot.Filled++] = new PageVisit(visit.VisitTimeMicros, visit.Page);
+                }
+
+                ref var number = ref CollectionsMarshal.GetValueRefOrAddDefault(numbers, visit.UserId, out var seen);
+                if (!seen)
+                {
+                    number = users.Count;
+                    users.Add(visit.UserId);
+                    counts.Add(0);
+                }
+
+                CollectionsMarshal.AsSpan(counts)[number]++;
+                numberOfVisit[at] = number;
             }
         }
 
-        foreach (var slot in byUser.Values)
-            BatchGrouping.SortStable(visits.AsSpan(slot.Start, slot.Count));
-        return new VisitsByUser(byUser, visits);
-    }
+        var sorted = users.ToArray();
+        var numberAtRank = new int[sorted.Length];
+        for (var n = 0; n < numberAtRank.Length; n++)
+            numberAtRank[n] = n;
+        Array.Sort(sorted, numberAtRank);
+        var rankOfNumber = new int[sorted.Length];
+        var starts = new int[sorted.Length + 1];
+        for (var rank = 0; rank < sorted.Length; rank++)
+        {
+            rankOfNumber[numberAtRank[rank]] = rank;
+            starts[rank + 1] = starts[rank] + counts[numberAtRank[rank]];
+        }
 
-    /// <summary>A user's range of the visits; while they are being placed, where the next one goes.</summary>
-    private struct Slot
-    {
-        public int Start;
-        public int Count;
-        public int Filled;
+        var fill = starts[..^1];
+        var visits = new PageVisit[starts[^1]];
+        at = 0;
+        foreach (var part in parts)
+        {
+            for (var i = 0; i < part.Count; i++, at++)
+            {
+                if (numberOfVisit[at] >= 0)
+                    visits[fill[rankOfNumber[numberOfVisit[at]]]++] = new PageVisit(part[i].VisitTimeMicros, part[i].Page);
+            }
+        }
+
+        for (var rank = 0; rank < sorted.Length; rank++)
+            BatchGrouping.SortStable(visits.AsSpan(starts[rank], starts[rank + 1] - starts[rank]));
+        return new VisitsByUser(numbers, rankOfNumber, sorted, starts, visits);
     }
 }

@@ -57,11 +57,27 @@ public class BatchTests
         var grouped = VisitsByUser.From([first, second], v => v.Page != "late");
 
         Assert.Equal(2, grouped.Count);
-        Assert.Equal([1L, 2L], grouped.Users.Order());
+        Assert.Equal([1L, 2L], grouped.Users);
+        Assert.Equal(["f", "b", "e"], grouped.At(0).ToArray().Select(v => v.Page));
+        Assert.Equal(["a", "c", "d"], grouped.At(1).ToArray().Select(v => v.Page));
         Assert.Equal(["a", "c", "d"], grouped.Of(2).ToArray().Select(v => v.Page));
         Assert.Equal(["f", "b", "e"], grouped.Of(1).ToArray().Select(v => v.Page));
         Assert.False(grouped.Contains(3));
         Assert.True(grouped.Of(3).IsEmpty);
+    }
+
+    [Fact]
+    public void Visits_by_user_lists_users_in_id_order_whatever_order_they_came_in()
+    {
+        var random = new Random(7);
+        var visits = Enumerable.Range(0, 2_000).Select(i => new Visit(random.NextInt64(-500, 500), random.Next(100), $"p{i}")).ToList();
+
+        var grouped = VisitsByUser.From([visits[..700], visits[700..]]);
+
+        var expected = visits.GroupBy(v => v.UserId).OrderBy(g => g.Key).ToList();
+        Assert.Equal(expected.Select(g => g.Key), grouped.Users);
+        for (var rank = 0; rank < expected.Count; rank++)
+            Assert.Equal(expected[rank].OrderBy(v => v.VisitTimeMicros).Select(v => v.Page), grouped.At(rank).ToArray().Select(v => v.Page));
     }
 
     [Fact]
