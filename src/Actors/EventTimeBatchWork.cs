@@ -118,7 +118,7 @@ public static class EventTimeBatchWork
 
     /// <summary>
     /// The users with visits and those read for their deadline, each once, in id order, each with its place among the
-    /// users with visits (-1: none): both in order, merged, so no user is looked up by id.
+    /// users with visits (-1: none): both in order, merged, so neither side is looked up in the other.
     /// </summary>
     private static (long User, int Rank)[] UsersInOrder(VisitsByUser byUser, Dictionary<long, EventTimeStateRow> states)
     {
