@@ -182,7 +182,7 @@ public static class EventTimeBatchWork
     {
         if (known is null)
         {
-            var loaded = await store.LoadUsersAsync([.. byUser.Users], cancellationToken);
+            var loaded = await store.LoadUsersAsync(byUser.Users, cancellationToken);
             foreach (var (user, row) in await store.LoadDueAsync(dueAt, cancellationToken))
                 loaded.TryAdd(user, row);
             return loaded;

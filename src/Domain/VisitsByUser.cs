@@ -10,15 +10,14 @@ namespace Sessionization.Domain;
 /// </summary>
 public sealed class VisitsByUser
 {
-    /// <summary>Each user's number: the order it first came in.</summary>
+    /// <summary>The users with visits by id, for <see cref="Contains"/> (the numbers they were given are needed only while grouping).</summary>
     private readonly Dictionary<long, int> _numbers;
-    private readonly int[] _rankOfNumber;
     private readonly long[] _users;
     private readonly int[] _starts;
     private readonly PageVisit[] _visits;
 
-    private VisitsByUser(Dictionary<long, int> numbers, int[] rankOfNumber, long[] users, int[] starts, PageVisit[] visits) =>
-        (_numbers, _rankOfNumber, _users, _starts, _visits) = (numbers, rankOfNumber, users, starts, visits);
+    private VisitsByUser(Dictionary<long, int> numbers, long[] users, int[] starts, PageVisit[] visits) =>
+        (_numbers, _users, _starts, _visits) = (numbers, users, starts, visits);
 
     /// <summary>How many users have visits.</summary>
     public int Count => _users.Length;
@@ -29,7 +28,7 @@ public sealed class VisitsByUser
     public bool Contains(long user) => _numbers.ContainsKey(user);
 
     /// <summary>The user's visits in time order; none for a user without any.</summary>
-    public ReadOnlySpan<PageVisit> Of(long user) => _numbers.TryGetValue(user, out var number) ? At(_rankOfNumber[number]) : default;
+    public ReadOnlySpan<PageVisit> Of(long user) => Array.BinarySearch(_users, user) is var rank and >= 0 ? At(rank) : default;
 
     /// <summary>The visits of the user at <paramref name="rank"/> in <see cref="Users"/>: no lookup by id.</summary>
     public ReadOnlySpan<PageVisit> At(int rank) => _visits.AsSpan(_starts[rank], _starts[rank + 1] - _starts[rank]);
@@ -98,6 +97,6 @@ public sealed class VisitsByUser
 
         for (var rank = 0; rank < sorted.Length; rank++)
             BatchGrouping.SortStable(visits.AsSpan(starts[rank], starts[rank + 1] - starts[rank]));
-        return new VisitsByUser(numbers, rankOfNumber, sorted, starts, visits);
+        return new VisitsByUser(numbers, sorted, starts, visits);
     }
 }
