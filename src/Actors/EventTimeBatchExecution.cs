@@ -186,8 +186,25 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         return rows;
     }
 
-    private static List<SessionRecord> ByUser(IReadOnlyList<SessionRecord> rows) =>
-        [.. rows.OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros).ThenBy(r => r.BatchNumber)];
+    /// <summary>
+    /// The rows in (user, start, batch) order. The users are stepped in id order, so the rows nearly always come in it
+    /// already: one pass that finds them so spares sorting a few hundred thousand rows on the batch's path to the sink.
+    /// </summary>
+    private static IReadOnlyList<SessionRecord> ByUser(IReadOnlyList<SessionRecord> rows)
+    {
+        for (var i = 1; i < rows.Count; i++)
+        {
+            if (InUserOrder(rows[i - 1], rows[i]) > 0)
+                return [.. rows.OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros).ThenBy(r => r.BatchNumber)];
+        }
+
+        return rows;
+    }
+
+    private static int InUserOrder(SessionRecord a, SessionRecord b) =>
+        a.UserId != b.UserId ? a.UserId.CompareTo(b.UserId)
+        : a.StartTimeMicros != b.StartTimeMicros ? a.StartTimeMicros.CompareTo(b.StartTimeMicros)
+        : a.BatchNumber.CompareTo(b.BatchNumber);
 
     private void Written(EventTimeInput input)
     {

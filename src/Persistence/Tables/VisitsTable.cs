@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using Parquet;
 using Parquet.Schema;
@@ -229,24 +231,27 @@ public sealed class VisitsTable(string path)
             {
                 using var group = reader.OpenRowGroupReader(g);
                 var n = (int)group.RowCount;
-                var ids = await ReadLongsAsync(group, userId, n, cancellationToken);
-                var times = await ReadTimesAsync(group, visitTime, n, cancellationToken);
-                var pages = new string[n];
-                await group.ReadAsync(page, pages, null, cancellationToken);
+                using var ids = userId.ClrType == typeof(int) ? null : await RawColumn<long>.ReadAsync(group, userId, n, cancellationToken);
+                using var intIds = ids is null ? await RawColumn<int>.ReadAsync(group, userId, n, cancellationToken) : null;
+                using var times = await RawColumn<DateTime>.ReadAsync(group, visitTime, n, cancellationToken);
+                using var pages = await RawColumn<ReadOnlyMemory<char>>.ReadAsync(group, page, n, cancellationToken);
                 visits.EnsureCapacity(visits.Count + n);
                 for (var i = 0; i < n; i++)
                 {
-                    var column = ids[i] is null ? "user_id" : times[i] is null ? "visit_time" : pages[i] is null ? "page" : null;
-                    if (column is null)
+                    long? id = ids is not null ? (ids.Next(out var wide) ? wide : null) : intIds!.Next(out var narrow) ? narrow : null;
+                    DateTime? time = times.Next(out var t) ? t : null;
+                    string? pageName = pages.Next(out var chars) ? pageNames.Share(chars.Span) : null;
+                    if (id is { } user && time is { } at && pageName is not null)
                     {
-                        visits.Add(new Visit(ids[i]!.Value, Timestamps.ToMicros(times[i]!.Value), pageNames.Share(pages[i])));
+                        visits.Add(new Visit(user, Timestamps.ToMicros(at), pageName));
                         continue;
                     }
 
+                    var column = id is null ? "user_id" : time is null ? "visit_time" : "page";
                     var reason = $"{name}: row {rowBase + i + 1} has a null {column}";
                     if (quarantine is null)
                         throw new BadVisitsException(reason);
-                    quarantine(rowBase + i + 1, ids[i], times[i] is { } t ? Timestamps.ToMicros(t) : null, pages[i], $"null {column}");
+                    quarantine(rowBase + i + 1, id, time is { } late ? Timestamps.ToMicros(late) : null, pageName, $"null {column}");
                 }
 
                 rowBase += n;
@@ -264,57 +269,61 @@ public sealed class VisitsTable(string path)
         }
     }
 
-    // Required columns are read into plain arrays: Parquet.Net leaves the null flags of a nullable buffer
-    // unset for a column without definition levels, so stale pooled memory could read as nulls.
-    private static async Task<long?[]> ReadLongsAsync(ParquetRowGroupReader group, DataField field, int n, CancellationToken cancellationToken)
+    /// <summary>
+    /// One column of a row group as Parquet stores it: the values present, in row order, and for a nullable column each
+    /// row's definition level (below the maximum: a null). Read so, a batch's millions of rows make no nullable value
+    /// and no string per row (a page name is looked up from its characters); the buffers are rented, and returned on
+    /// disposal.
+    /// </summary>
+    private sealed class RawColumn<T> : IDisposable
+        where T : struct
     {
-        var result = new long?[n];
-        if (field.ClrType == typeof(int))
+        private readonly T[] _values;
+        private readonly int[]? _levels;
+        private readonly int _maxLevel;
+        private int _row;
+        private int _next;
+
+        private RawColumn(T[] values, int[]? levels, int maxLevel) => (_values, _levels, _maxLevel) = (values, levels, maxLevel);
+
+        public static async Task<RawColumn<T>> ReadAsync(ParquetRowGroupReader group, DataField field, int rows, CancellationToken cancellationToken)
         {
-            if (field.IsNullable)
+            var values = ArrayPool<T>.Shared.Rent(rows);
+            // A required column has no levels: every row has its value.
+            var levels = field.MaxDefinitionLevel > 0 ? ArrayPool<int>.Shared.Rent(rows) : null;
+            var column = new RawColumn<T>(values, levels, field.MaxDefinitionLevel);
+            try
             {
-                var values = new int?[n];
-                await group.ReadAsync<int>(field, values, null, cancellationToken);
-                for (var i = 0; i < n; i++)
-                    result[i] = values[i];
+                await group.ReadRawAsync(field, values.AsMemory(0, rows), levels?.AsMemory(0, rows), null, cancellationToken);
+                return column;
             }
-            else
+            catch
             {
-                var values = new int[n];
-                await group.ReadAsync<int>(field, values, null, cancellationToken);
-                for (var i = 0; i < n; i++)
-                    result[i] = values[i];
+                column.Dispose();
+                throw;
             }
         }
-        else if (field.IsNullable)
-        {
-            await group.ReadAsync<long>(field, result, null, cancellationToken);
-        }
-        else
-        {
-            var values = new long[n];
-            await group.ReadAsync<long>(field, values, null, cancellationToken);
-            for (var i = 0; i < n; i++)
-                result[i] = values[i];
-        }
 
-        return result;
-    }
-
-    private static async Task<DateTime?[]> ReadTimesAsync(ParquetRowGroupReader group, DataField field, int n, CancellationToken cancellationToken)
-    {
-        var result = new DateTime?[n];
-        if (field.IsNullable)
+        /// <summary>The next row's value; false for a null.</summary>
+        public bool Next(out T value)
         {
-            await group.ReadAsync<DateTime>(field, result, null, cancellationToken);
-            return result;
+            if (_levels is not null && _levels[_row++] < _maxLevel)
+            {
+                value = default;
+                return false;
+            }
+
+            value = _values[_next++];
+            return true;
         }
 
-        var values = new DateTime[n];
-        await group.ReadAsync<DateTime>(field, values, null, cancellationToken);
-        for (var i = 0; i < n; i++)
-            result[i] = values[i];
-        return result;
+        public void Dispose()
+        {
+            // Page names point into buffers of their own, not into these: nothing read is lost with them.
+            ArrayPool<T>.Shared.Return(_values, clearArray: RuntimeHelpers.IsReferenceOrContainsReferences<T>());
+            if (_levels is not null)
+                ArrayPool<int>.Shared.Return(_levels);
+        }
     }
 
     private static DataField Column(IEnumerable<DataField> fields, string column, string file, Func<Type, bool> typeOk, string expected)

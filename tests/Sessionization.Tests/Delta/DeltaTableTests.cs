@@ -175,6 +175,39 @@ public class DeltaTableTests
     }
 
     [Fact]
+    public async Task A_file_of_required_and_nullable_columns_with_an_int_user_id_is_read_row_by_row_with_its_nulls_set_aside()
+    {
+        using var temp = new TempDirectory();
+        var table = VisitsTable.In(temp.Path);
+        await table.AppendAsync([new Visit(1, 1, "a")], "test");
+        var file = table.FilesFrom(SourceCursor.Start).Single();
+        // Another writer's file: a nullable 32-bit user_id, a required visit_time, a nullable page, nulls in two rows.
+        var userId = new Parquet.Schema.DataField<int?>("user_id");
+        var visitTime = new Parquet.Schema.DataField<DateTime>("visit_time");
+        var page = new Parquet.Schema.DataField<string>("page", true);
+        var times = Enumerable.Range(0, 5).Select(i => Timestamps.ToDateTime(1_700_000_000_000_000 + (i * 1_000_001L))).ToArray();
+        await using (var stream = File.Create(table.Delta.DataFilePath(file.Path)))
+        await using (var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(userId, visitTime, page), stream))
+        {
+            using var group = writer.CreateRowGroup();
+            await group.WriteAsync<int>(userId, new int?[] { 1, null, 3, 4, -5 });
+            await group.WriteAsync<DateTime>(visitTime, times);
+            await group.WriteAsync(page, new string?[] { "home", "cart", null, "home", "ü" }!);
+        }
+
+        var read = await table.ReadFileAsync(file with { Size = new FileInfo(table.Delta.DataFilePath(file.Path)).Length }, BadRowsMode.Quarantine, 7);
+
+        Assert.Equal(
+            [new Visit(1, Timestamps.ToMicros(times[0]), "home"), new Visit(4, Timestamps.ToMicros(times[3]), "home"), new Visit(-5, Timestamps.ToMicros(times[4]), "ü")],
+            read.Visits);
+        // Equal page names of a file are one string.
+        Assert.Same(read.Visits[0].Page, read.Visits[1].Page);
+        Assert.Equal(
+            [(2L, (long?)null, (long?)Timestamps.ToMicros(times[1]), "cart", "null user_id"), (3L, 3L, Timestamps.ToMicros(times[2]), null, "null page")],
+            read.Quarantined.Select(q => (q.Row!.Value, q.UserId, q.VisitTimeMicros, q.Page, q.Reason)));
+    }
+
+    [Fact]
     public async Task Reading_the_same_file_many_times_never_sees_phantom_nulls()
     {
         using var temp = new TempDirectory();
