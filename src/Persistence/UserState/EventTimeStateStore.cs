@@ -811,6 +811,7 @@ public sealed class EventTimeStateStore
     private sealed class SqliteRowWriter : IRowWriter
     {
         private readonly sqlite3 _db;
+        private readonly IntPtr _dbHandle;
         private readonly sqlite3_stmt _upsert;
         private readonly sqlite3_stmt _update;
         private readonly sqlite3_stmt _insert;
@@ -820,6 +821,7 @@ public sealed class EventTimeStateStore
         public SqliteRowWriter(SqliteConnection connection, string users, string due)
         {
             _db = connection.Handle!;
+            _dbHandle = _db.DangerousGetHandle();
             _upsert = Prepare($"INSERT INTO {users} (user_id, deadline, state) VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline, state = excluded.state");
             _update = Prepare($"UPDATE {users} SET deadline = ?2, state = ?3 WHERE user_id = ?1");
             _insert = Prepare($"INSERT INTO {users} (user_id, deadline, state) VALUES (?1, ?2, ?3)");
@@ -835,8 +837,8 @@ public sealed class EventTimeStateStore
 
         public ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken)
         {
-            Check(raw.sqlite3_bind_int64(_delete, 1, user));
-            return new(Step(_delete));
+            Check(SqliteNative.BindInt64(_delete.DangerousGetHandle(), 1, user));
+            return new(Step(_delete.DangerousGetHandle()));
         }
 
         public ValueTask DisposeAsync()
@@ -851,27 +853,29 @@ public sealed class EventTimeStateStore
 
         private int Write(sqlite3_stmt statement, EventTimeStateRow row)
         {
-            Check(raw.sqlite3_bind_int64(statement, 1, row.UserId));
-            Check(raw.sqlite3_bind_int64(statement, 2, row.Deadline!.Value));
-            Check(raw.sqlite3_bind_blob(statement, 3, row.State));
-            var changed = Step(statement);
+            var handle = statement.DangerousGetHandle();
+            Check(SqliteNative.BindInt64(handle, 1, row.UserId));
+            Check(SqliteNative.BindInt64(handle, 2, row.Deadline!.Value));
+            Check(SqliteNative.BindBlob(handle, 3, row.State));
+            var changed = Step(handle);
             if (changed == 1)
             {
-                Check(raw.sqlite3_bind_int64(_due, 1, row.Deadline.Value));
-                Check(raw.sqlite3_bind_int64(_due, 2, row.UserId));
-                Step(_due);
+                var due = _due.DangerousGetHandle();
+                Check(SqliteNative.BindInt64(due, 1, row.Deadline.Value));
+                Check(SqliteNative.BindInt64(due, 2, row.UserId));
+                Step(due);
             }
 
             return changed;
         }
 
-        private int Step(sqlite3_stmt statement)
+        private int Step(IntPtr statement)
         {
-            var result = raw.sqlite3_step(statement);
-            raw.sqlite3_reset(statement);
+            var result = SqliteNative.Step(statement);
+            SqliteNative.Reset(statement);
             if (result != raw.SQLITE_DONE)
                 Check(result);
-            return raw.sqlite3_changes(_db);
+            return SqliteNative.Changes(_dbHandle);
         }
 
         private sqlite3_stmt Prepare(string sql)
