@@ -19,6 +19,9 @@ internal static partial class SqliteNative
 
     public static unsafe int BindBlob(IntPtr statement, int index, ReadOnlySpan<byte> value)
     {
+        // An empty span pins to a null pointer, which SQLite would bind as NULL rather than as an empty blob.
+        if (value.IsEmpty)
+            return sqlite3_bind_zeroblob(statement, index, 0);
         fixed (byte* data = value)
             return sqlite3_bind_blob(statement, index, data, value.Length, Transient);
     }
@@ -34,6 +37,9 @@ internal static partial class SqliteNative
 
     [LibraryImport(Library)]
     private static unsafe partial int sqlite3_bind_blob(IntPtr statement, int index, byte* value, int length, IntPtr destructor);
+
+    [LibraryImport(Library)]
+    private static partial int sqlite3_bind_zeroblob(IntPtr statement, int index, int length);
 
     [LibraryImport(Library)]
     private static partial int sqlite3_step(IntPtr statement);
