@@ -195,7 +195,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         for (var i = 1; i < rows.Count; i++)
         {
             if (InUserOrder(rows[i - 1], rows[i]) > 0)
-                return [.. rows.OrderBy(r => r.UserId).ThenBy(r => r.StartTimeMicros).ThenBy(r => r.BatchNumber)];
+                return [.. rows.Order(Comparer<SessionRecord>.Create(InUserOrder))];
         }
 
         return rows;

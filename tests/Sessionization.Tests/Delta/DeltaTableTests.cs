@@ -154,20 +154,16 @@ public class DeltaTableTests
     public async Task Null_values_in_a_visits_file_are_refused_naming_file_and_row()
     {
         using var temp = new TempDirectory();
-        var table = VisitsTable.In(temp.Path);
-        await table.AppendAsync([new Visit(1, 1, "a")], "test");
-        var file = table.FilesFrom(SourceCursor.Start).Single();
-        // Overwrite the data file with one whose page column is nullable and holds a null in row 2.
+        // A data file whose page column is nullable and holds a null in row 2.
+        var userId = new Parquet.Schema.DataField<long>("user_id");
+        var visitTime = new Parquet.Schema.DataField<DateTime>("visit_time");
         var page = new Parquet.Schema.DataField<string>("page", true);
-        var schema = new Parquet.Schema.ParquetSchema(new Parquet.Schema.DataField<long>("user_id"), new Parquet.Schema.DataField<DateTime>("visit_time"), page);
-        await using (var stream = File.Create(table.Delta.DataFilePath(file.Path)))
-        await using (var writer = await Parquet.ParquetWriter.CreateAsync(schema, stream))
+        var (table, file) = await OneFileWrittenByAnotherWriterAsync(temp.Path, [userId, visitTime, page], async group =>
         {
-            using var group = writer.CreateRowGroup();
-            await group.WriteAsync<long>((Parquet.Schema.DataField)schema.Fields[0], new long[] { 1, 2 });
-            await group.WriteAsync<DateTime>((Parquet.Schema.DataField)schema.Fields[1], new[] { DateTime.UtcNow, DateTime.UtcNow });
+            await group.WriteAsync<long>(userId, new long[] { 1, 2 });
+            await group.WriteAsync<DateTime>(visitTime, new[] { DateTime.UtcNow, DateTime.UtcNow });
             await group.WriteAsync(page, new string?[] { "a", null }!);
-        }
+        });
 
         var e = await Assert.ThrowsAsync<BadVisitsException>(() => table.ReadFileAsync(file));
         Assert.Contains(file.Path, e.Message);
@@ -178,24 +174,19 @@ public class DeltaTableTests
     public async Task A_file_of_required_and_nullable_columns_with_an_int_user_id_is_read_row_by_row_with_its_nulls_set_aside()
     {
         using var temp = new TempDirectory();
-        var table = VisitsTable.In(temp.Path);
-        await table.AppendAsync([new Visit(1, 1, "a")], "test");
-        var file = table.FilesFrom(SourceCursor.Start).Single();
-        // Another writer's file: a nullable 32-bit user_id, a required visit_time, a nullable page, nulls in two rows.
+        // A nullable 32-bit user_id, a required visit_time, a nullable page, nulls in two rows.
         var userId = new Parquet.Schema.DataField<int?>("user_id");
         var visitTime = new Parquet.Schema.DataField<DateTime>("visit_time");
         var page = new Parquet.Schema.DataField<string>("page", true);
         var times = Enumerable.Range(0, 5).Select(i => Timestamps.ToDateTime(1_700_000_000_000_000 + (i * 1_000_001L))).ToArray();
-        await using (var stream = File.Create(table.Delta.DataFilePath(file.Path)))
-        await using (var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(userId, visitTime, page), stream))
+        var (table, file) = await OneFileWrittenByAnotherWriterAsync(temp.Path, [userId, visitTime, page], async group =>
         {
-            using var group = writer.CreateRowGroup();
             await group.WriteAsync<int>(userId, new int?[] { 1, null, 3, 4, -5 });
             await group.WriteAsync<DateTime>(visitTime, times);
             await group.WriteAsync(page, new string?[] { "home", "cart", null, "home", "ü" }!);
-        }
+        });
 
-        var read = await table.ReadFileAsync(file with { Size = new FileInfo(table.Delta.DataFilePath(file.Path)).Length }, BadRowsMode.Quarantine, 7);
+        var read = await table.ReadFileAsync(file, BadRowsMode.Quarantine, 7);
 
         Assert.Equal(
             [new Visit(1, Timestamps.ToMicros(times[0]), "home"), new Visit(4, Timestamps.ToMicros(times[3]), "home"), new Visit(-5, Timestamps.ToMicros(times[4]), "ü")],
@@ -233,4 +224,25 @@ public class DeltaTableTests
     }
 
     private static PipelineIdentity Pipeline { get; } = new(Guid.NewGuid().ToString(), "visits");
+
+    /// <summary>
+    /// A visits table of one committed file whose data file another writer wrote instead: these columns in one row group.
+    /// The file is returned with its new size.
+    /// </summary>
+    private static async Task<(VisitsTable Table, SourceFile File)> OneFileWrittenByAnotherWriterAsync(
+        string directory, Parquet.Schema.DataField[] fields, Func<Parquet.ParquetRowGroupWriter, Task> writeColumns)
+    {
+        var table = VisitsTable.In(directory);
+        await table.AppendAsync([new Visit(1, 1, "a")], "test");
+        var file = table.FilesFrom(SourceCursor.Start).Single();
+        var path = table.Delta.DataFilePath(file.Path);
+        await using (var stream = File.Create(path))
+        await using (var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(fields), stream))
+        {
+            using var group = writer.CreateRowGroup();
+            await writeColumns(group);
+        }
+
+        return (table, file with { Size = new FileInfo(path).Length });
+    }
 }
