@@ -38,7 +38,10 @@ public sealed class ServiceEndpoint : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Any, port));
-        builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("sessionize")).WithMetrics(m => m.AddMeter(SessionizationMetrics.MeterName).AddPrometheusExporter());
+        // No cached scrape responses (the exporter keeps one for 300 ms by default): a scrape right after a batch is
+        // reported must count it, and a scraper asking every few seconds gains nothing from the cache.
+        builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("sessionize"))
+            .WithMetrics(m => m.AddMeter(SessionizationMetrics.MeterName).AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
         var app = builder.Build();
         var endpoint = new ServiceEndpoint(app) { Port = port };
         app.MapPrometheusScrapingEndpoint("/metrics");
