@@ -62,6 +62,7 @@ public static class EventTimeBatchWork
         var states = await LoadAsync(store, byUser, dueAt, known, cancellationToken);
 
         var pages = new SharedStrings();
+        var slab = new StateSlab();
         // The store's one writer saves the states while the users are still being stepped: the save (a log record, or a
         // statement per user for a batch too large for the log) is on one thread, the stepping is work for the other
         // core. The queue holds no more than after does.
@@ -82,11 +83,11 @@ public static class EventTimeBatchWork
         {
             foreach (var (user, rank) in UsersInOrder(byUser, states))
             {
-                var stored = states.GetValueOrDefault(user);
+                EventTimeStateRow? stored = states.TryGetValue(user, out var read) ? read : null;
                 var state = stored?.Decode(pages) ?? EventTimeUserState.Empty(user);
                 var step = policy.Step(state, batch, rank >= 0 ? byUser.At(rank) : default, watermarkBefore, watermarkAfter, endOfInput)
                     ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
-                var row = EventTimeStateRow.From(step.State, policy);
+                var row = EventTimeStateRow.From(step.State, policy, slab);
                 changes.Writer.TryWrite(new EventTimeStateChange(row, stored));
                 after[user] = row;
                 written.AddRange(step.Written);

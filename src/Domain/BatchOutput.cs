@@ -2,9 +2,11 @@ namespace Sessionization.Domain;
 
 /// <summary>
 /// A session as the output tables record it after a batch: a row of <c>sessions</c> when it completed in
-/// <see cref="BatchNumber"/>, of <c>pending_sessions</c> while it is still open.
+/// <see cref="BatchNumber"/>, of <c>pending_sessions</c> while it is still open. A value, not an object: an
+/// event-time batch holds a few hundred thousand of them until it commits, and held in their lists they are not
+/// objects for the collector to trace and move.
 /// </summary>
-public sealed record SessionRecord(long UserId, string ConcatenatedPages, long BatchNumber, long StartTimeMicros, long EndTimeMicros, long VisitCount)
+public readonly record struct SessionRecord(long UserId, string ConcatenatedPages, long BatchNumber, long StartTimeMicros, long EndTimeMicros, long VisitCount)
 {
     public static SessionRecord From(Session session, long batch) =>
         new(session.UserId, session.ConcatenatedPages, batch, session.StartTimeMicros, session.EndTimeMicros, session.VisitCount);

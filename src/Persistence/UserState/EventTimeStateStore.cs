@@ -356,8 +356,8 @@ public sealed class EventTimeStateStore
         {
             if (!overlay.TryGetValue(user, out var row))
                 fromTable.Add(user);
-            else if (row is not null)
-                states[user] = row;
+            else if (row is { } held)
+                states[user] = held;
         }
 
         fromTable.Sort();
@@ -388,6 +388,7 @@ public sealed class EventTimeStateStore
     private void ReadSqliteRows(SqliteConnection connection, List<long> users, Dictionary<long, EventTimeStateRow> rows)
     {
         var db = connection.Handle!;
+        var slab = new StateSlab();
         CheckSqlite(db, raw.sqlite3_prepare_v2(db, $"SELECT deadline, state FROM {_users} WHERE user_id = ?1", out var lookup));
         using (lookup)
         {
@@ -402,7 +403,7 @@ public sealed class EventTimeStateStore
                     CheckSqlite(db, raw.sqlite3_bind_int64(lookup, 1, user));
                     var result = raw.sqlite3_step(lookup);
                     if (result == raw.SQLITE_ROW)
-                        rows[user] = new EventTimeStateRow(user, raw.sqlite3_column_int64(lookup, 0), raw.sqlite3_column_blob(lookup, 1).ToArray());
+                        rows[user] = new EventTimeStateRow(user, raw.sqlite3_column_int64(lookup, 0), slab.Add(raw.sqlite3_column_blob(lookup, 1)));
                     raw.sqlite3_reset(lookup);
                     if (result is not (raw.SQLITE_ROW or raw.SQLITE_DONE))
                         CheckSqlite(db, result);
@@ -431,8 +432,8 @@ public sealed class EventTimeStateStore
         var overlay = await OverlayAsync(connection, cancellationToken);
         foreach (var (user, row) in overlay)
         {
-            if (row?.Deadline <= watermark)
-                states[user] = row;
+            if (row is { } held && held.Deadline <= watermark)
+                states[user] = held;
         }
 
         await using var command = connection.CreateCommand();
@@ -551,10 +552,10 @@ public sealed class EventTimeStateStore
             foreach (var (user, had) in ImageWriter.Read(part))
             {
                 users.Add(user);
-                if (had is null)
-                    await rows.DeleteAsync(user, cancellationToken);
+                if (had is { } row)
+                    await rows.UpsertAsync(row, cancellationToken);
                 else
-                    await rows.UpsertAsync(had, cancellationToken);
+                    await rows.DeleteAsync(user, cancellationToken);
             }
         }
 
@@ -571,8 +572,8 @@ public sealed class EventTimeStateStore
         {
             if (_overlay is null || !_overlay.TryGetValue(user, out var current))
                 return true;
-            return current is null ? before is null
-                : before is not null && (ReferenceEquals(current, before) || (current.Deadline == before.Deadline && current.State.AsSpan().SequenceEqual(before.State)));
+            return current is not { } held ? before is null
+                : before is { } had && held.Deadline == had.Deadline && (held.State.Equals(had.State) || held.State.Span.SequenceEqual(had.State.Span));
         }
     }
 
@@ -722,7 +723,7 @@ public sealed class EventTimeStateStore
         /// <summary>Writes <paramref name="row"/>, which keeps something (has a deadline); returns the rows changed.</summary>
         public Task<int> ExecuteAsync(EventTimeStateRow row, CancellationToken cancellationToken)
         {
-            (_user.Value, _deadline.Value, _state.Value) = (row.UserId, row.Deadline!.Value, row.State);
+            (_user.Value, _deadline.Value, _state.Value) = (row.UserId, row.Deadline!.Value, row.StateArray());
             return _command.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -856,7 +857,7 @@ public sealed class EventTimeStateStore
             var handle = statement.DangerousGetHandle();
             Check(SqliteNative.BindInt64(handle, 1, row.UserId));
             Check(SqliteNative.BindInt64(handle, 2, row.Deadline!.Value));
-            Check(SqliteNative.BindBlob(handle, 3, row.State));
+            Check(SqliteNative.BindBlob(handle, 3, row.State.Span));
             var changed = Step(handle);
             if (changed == 1)
             {
@@ -909,8 +910,8 @@ public sealed class EventTimeStateStore
             BinaryPrimitives.WriteInt32LittleEndian(head[8..], had?.State.Length ?? -1);
             BinaryPrimitives.WriteInt64LittleEndian(head[12..], had?.Deadline ?? 0);
             _buffer.Write(had is null ? head[..12] : head);
-            if (had is not null)
-                _buffer.Write(had.State);
+            if (had is { } row)
+                _buffer.Write(row.State.Span);
             _users++;
             if (_buffer.Length >= ImagePartBytes)
                 await FlushAsync(cancellationToken);
@@ -946,24 +947,32 @@ public sealed class EventTimeStateStore
                 }
 
                 var deadline = BinaryPrimitives.ReadInt64LittleEndian(part.AsSpan(at));
-                yield return (user, new EventTimeStateRow(user, deadline, part.AsSpan(at + 8, length).ToArray()));
+                yield return (user, new EventTimeStateRow(user, deadline, part.AsMemory(at + 8, length)));
                 at += 8 + length;
             }
         }
     }
 }
 
-/// <summary>A user's event-time state as stored: its encoded form and its deadline (null: it keeps nothing, and has no row).</summary>
-public sealed record EventTimeStateRow(long UserId, long? Deadline, byte[] State)
+/// <summary>
+/// A user's event-time state as stored: its encoded form and its deadline (null: it keeps nothing, and has no row). A
+/// value whose bytes are usually part of a <see cref="StateSlab"/>: a batch keeps one for every user it stepped.
+/// </summary>
+public readonly record struct EventTimeStateRow(long UserId, long? Deadline, ReadOnlyMemory<byte> State)
 {
     /// <summary>A state with no sessions has no deadline, and one with sessions always has one.</summary>
     public bool KeepsNothing => Deadline is null;
 
-    public static EventTimeStateRow From(EventTimeUserState state, EventTimeSessionPolicy policy) =>
-        new(state.UserId, policy.NextDeadline(state), UserStateCodec.Encode(state));
+    /// <summary>The row of <paramref name="state"/>, its encoded form kept in <paramref name="slab"/>.</summary>
+    public static EventTimeStateRow From(EventTimeUserState state, EventTimeSessionPolicy policy, StateSlab slab) =>
+        new(state.UserId, policy.NextDeadline(state), UserStateCodec.Encode(state, slab));
 
     /// <summary>The state itself; with <paramref name="pages"/>, equal page names of different users become one string.</summary>
-    public EventTimeUserState Decode(SharedStrings? pages = null) => UserStateCodec.DecodeEventTime(State, pages);
+    public EventTimeUserState Decode(SharedStrings? pages = null) => UserStateCodec.DecodeEventTime(State.Span, pages);
+
+    /// <summary>The encoded state as one array of its own, for a database parameter.</summary>
+    public byte[] StateArray() =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(State, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : State.ToArray();
 }
 
 /// <summary>A user's state after a batch, and the row it replaces (null: the user had none).</summary>

@@ -41,7 +41,13 @@ public static class UserStateCodec
     /// An event-time user's state: its sessions still open or still open to correction, each with the batch that
     /// wrote it (or none). Which of the two forms a store holds follows from the session mode recorded with its state.
     /// </summary>
-    public static byte[] Encode(EventTimeUserState state)
+    public static byte[] Encode(EventTimeUserState state) => EncodeToBuffer(state).ToArray();
+
+    /// <summary>The state encoded into <paramref name="slab"/>: the form a batch keeps its users' states in.</summary>
+    public static ReadOnlyMemory<byte> Encode(EventTimeUserState state, StateSlab slab) => slab.Add(EncodeToBuffer(state));
+
+    /// <summary>The state encoded into this thread's buffer, valid until its next encoding.</summary>
+    private static ReadOnlySpan<byte> EncodeToBuffer(EventTimeUserState state)
     {
         var w = EmptyWriter();
         w.Write(state.UserId);
@@ -58,7 +64,8 @@ public static class UserStateCodec
             }
         }
 
-        return Bytes(w);
+        w.Flush();
+        return t_buffer!.GetBuffer().AsSpan(0, (int)t_buffer.Length);
     }
 
     /// <summary>This thread's writer, over its buffer emptied.</summary>

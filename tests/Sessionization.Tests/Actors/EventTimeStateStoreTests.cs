@@ -29,7 +29,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
         await _store.RewindAsync(batch);
         var before = await _store.LoadUsersAsync([.. rows.Select(r => r.UserId)]);
         await _store.SaveBatchAsync(
-            batch, Changes(rows.Select(r => new EventTimeStateChange(r, before.GetValueOrDefault(r.UserId)))), expectedBytes: inPlace ? long.MaxValue : 0, dueAt: dueAt);
+            batch, Changes(rows.Select(r => new EventTimeStateChange(r, before.TryGetValue(r.UserId, out var had) ? had : null))), expectedBytes: inPlace ? long.MaxValue : 0, dueAt: dueAt);
     }
 
     /// <summary>The changes as a batch hands them to the store: one at a time, while it is still stepping users.</summary>
@@ -94,7 +94,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
             CREATE TABLE event_time_users (user_id INTEGER PRIMARY KEY, deadline BIGINT NOT NULL, state BLOB NOT NULL);
             CREATE INDEX event_time_users_due ON event_time_users (deadline);
             INSERT INTO event_time_users VALUES
-                (1, 100, X'{Convert.ToHexString(Row(1, 0, 100, "a").State)}'), (2, 200, X'{Convert.ToHexString(Row(2, 0, 200, "b").State)}');
+                (1, 100, X'{Convert.ToHexString(Row(1, 0, 100, "a").State.Span)}'), (2, 200, X'{Convert.ToHexString(Row(2, 0, 200, "b").State.Span)}');
             """);
 
         var store = EventTimeStateStore.Sqlite(path, TimeSpan.FromSeconds(5));
@@ -272,7 +272,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
                                 state[user] = (deadline, $"p{value}");
                             else
                                 state.Remove(user);
-                            changes.Add(new EventTimeStateChange(Row(user, batch, keeps ? deadline : null, keeps ? [$"p{value}"] : []), stored.GetValueOrDefault(user)));
+                            changes.Add(new EventTimeStateChange(Row(user, batch, keeps ? deadline : null, keeps ? [$"p{value}"] : []), stored.TryGetValue(user, out var had) ? had : null));
                         }
 
                         // One in three writes its rows in place, as a batch too large for the log does.
@@ -311,7 +311,7 @@ public sealed class EventTimeStateStoreTests : IDisposable
                         var due = expected.Where(e => e.Value.Deadline <= watermark).Select(e => e.Key).Order();
                         Assert.Equal(due, (await reader.LoadDueAsync(watermark)).Keys.Order());
                         // The ids may name users whose deadline moved on: their rows tell them apart.
-                        Assert.Equal(due, (await reader.LoadDueIdsAsync(watermark)).Distinct().Where(u => rows.GetValueOrDefault(u)?.Deadline <= watermark).Order());
+                        Assert.Equal(due, (await reader.LoadDueIdsAsync(watermark)).Distinct().Where(u => rows.TryGetValue(u, out var row) && row.Deadline <= watermark).Order());
                     }
                 }
             }
