@@ -160,6 +160,7 @@ public static class Program
             var given = SessionFlags(p, worker);
             var context = Context(p, overrides with { Sessions = given });
             SessionizationConfig.CheckEventTimeFlags(given, context.Settings);
+            Collector.UseFor(context.Settings.Sessions.Mode);
             return context;
         }
 
