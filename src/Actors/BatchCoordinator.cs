@@ -34,7 +34,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private readonly IMaterializer _materializer;
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
-    private IReadOnlyDictionary<long, EventTimeStateRow>? _eventTimeStates;
+    private StateRows? _eventTimeStates;
     private IActorRef? _reportTo;
     private int _attempt;
     private bool _agreementChecked;

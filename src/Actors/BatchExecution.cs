@@ -302,7 +302,7 @@ public sealed record BatchExecuted(
     long Late = 0)
 {
     /// <summary>Event-time mode: the users the batch stepped, with their states after it (kept for the next batch once this one commits).</summary>
-    public IReadOnlyDictionary<long, EventTimeStateRow>? EventTimeStates { get; init; }
+    public StateRows? EventTimeStates { get; init; }
 }
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

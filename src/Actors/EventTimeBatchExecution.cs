@@ -241,7 +241,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 /// open after it, the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits, and the
 /// states of the users the batch before stepped when it ran in this process (<see cref="EventTimeBatchWork.RunAsync"/>).
 /// </summary>
-public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, IReadOnlyDictionary<long, EventTimeStateRow>? Known = null)
+public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, StateRows? Known = null)
 {
     /// <summary>The visits read ahead while the batch before committed, if they were (<see cref="PreparedVisits"/>).</summary>
     public PreparedVisits? ReadAhead { get; init; }

@@ -23,7 +23,7 @@ public sealed record EventTimeBatchResult(
     /// held between batches, a few hundred thousand decoded states would be millions of objects for every full
     /// garbage collection to trace.
     /// </summary>
-    public IReadOnlyDictionary<long, EventTimeStateRow> States { get; init; } = new Dictionary<long, EventTimeStateRow>();
+    public StateRows States { get; init; } = StateRows.Empty;
 
     /// <summary>Completes when the states are durable (see <see cref="EventTimeBatchWork.RunAsync"/>'s <c>waitForSave</c>).</summary>
     public Task Saved { get; init; } = Task.CompletedTask;
@@ -53,7 +53,7 @@ public static class EventTimeBatchWork
         long watermarkBefore,
         long watermarkAfter,
         bool endOfInput = false,
-        IReadOnlyDictionary<long, EventTimeStateRow>? known = null,
+        StateRows? known = null,
         bool waitForSave = true,
         CancellationToken cancellationToken = default)
     {
@@ -69,8 +69,8 @@ public static class EventTimeBatchWork
         var changes = Channel.CreateUnbounded<EventTimeStateChange>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         // What the batch's states will take, about: the states it read, and a little for each user with visits.
         var expectedBytes = (long)byUser.Count * 64;
-        foreach (var row in states.Values)
-            expectedBytes += row.State.Length;
+        for (var i = 0; i < states.Count; i++)
+            expectedBytes += states[i].State.Length;
         var saving = Task.Run(() => store.SaveBatchAsync(batch, changes.Reader.ReadAllAsync(cancellationToken), expectedBytes, dueAt, cancellationToken), cancellationToken);
         var written = new List<SessionRecord>();
         var removed = new List<SessionRecord>();
@@ -78,18 +78,20 @@ public static class EventTimeBatchWork
         var late = new List<Visit>();
         var openOfChanged = new List<SessionRecord>();
         long openDelta = 0;
-        var after = new Dictionary<long, EventTimeStateRow>(states.Count + byUser.Count);
+        var users = UsersInOrder(byUser, states);
+        var after = new EventTimeStateRow[users.Length];
         try
         {
-            foreach (var (user, rank) in UsersInOrder(byUser, states))
+            for (var u = 0; u < users.Length; u++)
             {
-                EventTimeStateRow? stored = states.TryGetValue(user, out var read) ? read : null;
+                var (user, rank, read) = users[u];
+                EventTimeStateRow? stored = read >= 0 ? states[read] : null;
                 var state = stored?.Decode(pages) ?? EventTimeUserState.Empty(user);
                 var step = policy.Step(state, batch, rank >= 0 ? byUser.At(rank) : default, watermarkBefore, watermarkAfter, endOfInput)
                     ?? throw new InvalidOperationException($"user {user}: its stored state already has batch {batch} after the store was taken back before it");
                 var row = EventTimeStateRow.From(step.State, policy, slab);
                 changes.Writer.TryWrite(new EventTimeStateChange(row, stored));
-                after[user] = row;
+                after[u] = row;
                 written.AddRange(step.Written);
                 removed.AddRange(step.Removed);
                 opened.AddRange(step.OpenedOrChanged);
@@ -114,32 +116,30 @@ public static class EventTimeBatchWork
 
         if (waitForSave)
             await saving;
-        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Count) { States = after, Saved = saving };
+        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Length) { States = new StateRows(after, after.Length), Saved = saving };
     }
 
     /// <summary>
-    /// The users with visits and those read for their deadline, each once, in id order, each with its place among the
-    /// users with visits (-1: none): both in order, merged, so neither side is looked up in the other.
+    /// The users with visits and those with a stored row, each once, in id order, each with its place among the users
+    /// with visits and among the rows (-1: none): both in order, merged, so neither side is looked up in the other.
     /// </summary>
-    private static (long User, int Rank)[] UsersInOrder(VisitsByUser byUser, Dictionary<long, EventTimeStateRow> states)
+    private static (long User, int Rank, int Read)[] UsersInOrder(VisitsByUser byUser, StateRows read)
     {
-        var read = states.Keys.ToArray();
-        Array.Sort(read);
         var withVisits = byUser.Users;
-        var users = new (long User, int Rank)[withVisits.Count + read.Length];
+        var users = new (long User, int Rank, int Read)[withVisits.Count + read.Count];
         int count = 0, v = 0, r = 0;
-        while (v < withVisits.Count || r < read.Length)
+        while (v < withVisits.Count || r < read.Count)
         {
-            if (r == read.Length || (v < withVisits.Count && withVisits[v] <= read[r]))
+            if (r == read.Count || (v < withVisits.Count && withVisits[v] <= read[r].UserId))
             {
-                if (r < read.Length && read[r] == withVisits[v])
-                    r++;
-                users[count++] = (withVisits[v], v);
+                var stored = r < read.Count && read[r].UserId == withVisits[v] ? r++ : -1;
+                users[count++] = (withVisits[v], v, stored);
                 v++;
             }
             else
             {
-                users[count++] = (read[r++], -1);
+                users[count++] = (read[r].UserId, -1, r);
+                r++;
             }
         }
 
@@ -178,26 +178,30 @@ public static class EventTimeBatchWork
     /// every user with an open session is due: all of them close): from <paramref name="known"/> where it has them, the
     /// rest from the store by id. A user without a row has kept nothing.
     /// </summary>
-    private static async Task<Dictionary<long, EventTimeStateRow>> LoadAsync(
-        EventTimeStateStore store, VisitsByUser byUser, long dueAt, IReadOnlyDictionary<long, EventTimeStateRow>? known, CancellationToken cancellationToken)
+    private static async Task<StateRows> LoadAsync(
+        EventTimeStateStore store, VisitsByUser byUser, long dueAt, StateRows? known, CancellationToken cancellationToken)
     {
         if (known is null)
         {
             var loaded = await store.LoadUsersAsync(byUser.Users, cancellationToken);
             foreach (var (user, row) in await store.LoadDueAsync(dueAt, cancellationToken))
                 loaded.TryAdd(user, row);
-            return loaded;
+            return StateRows.Of([.. loaded.Values]);
         }
 
-        var rows = new Dictionary<long, EventTimeStateRow>();
+        var rows = new List<EventTimeStateRow>(known.Count);
         var missing = new List<long>();
+        // Both in id order: the known rows are walked alongside the users with visits.
+        var k = 0;
         foreach (var user in byUser.Users)
         {
+            while (k < known.Count && known[k].UserId < user)
+                k++;
             // A user the batch before left keeping nothing has no row, as if it had never been seen.
-            if (!known.TryGetValue(user, out var row))
+            if (k == known.Count || known[k].UserId != user)
                 missing.Add(user);
-            else if (!row.KeepsNothing)
-                rows[user] = row;
+            else if (!known[k].KeepsNothing)
+                rows.Add(known[k]);
         }
 
         // The store names the due users with perhaps some whose deadline moved on since (and perhaps twice): their rows
@@ -209,15 +213,15 @@ public static class EventTimeBatchWork
             if (!known.TryGetValue(user, out var row))
                 missing.Add(user);
             else if (row.Deadline <= dueAt)
-                rows[user] = row;
+                rows.Add(row);
         }
 
         foreach (var (user, row) in await store.LoadUsersAsync(missing.Distinct().ToList(), cancellationToken))
         {
             if (byUser.Contains(user) || row.Deadline <= dueAt)
-                rows[user] = row;
+                rows.Add(row);
         }
 
-        return rows;
+        return StateRows.Of(rows);
     }
 }

@@ -43,6 +43,23 @@ public sealed class EventTimeStateStoreTests : IDisposable
     }
 
     [Fact]
+    public void State_rows_are_kept_in_id_order_once_each_and_found_by_id()
+    {
+        Gen.Long[-50, 50].Array[0, 40].Sample(ids =>
+        {
+            var rows = StateRows.Of([.. ids.Select(id => Row(id, 0, id + 100, $"p{id}"))]);
+            var expected = ids.Distinct().Order().ToArray();
+            Assert.Equal(expected, Enumerable.Range(0, rows.Count).Select(i => rows[i].UserId));
+            for (var id = -51L; id <= 51; id++)
+            {
+                Assert.Equal(expected.Contains(id), rows.TryGetValue(id, out var row));
+                if (expected.Contains(id))
+                    Assert.Equal((id, id + 100, $"p{id}"), (row.UserId, row.Deadline, Pages(row)));
+            }
+        });
+    }
+
+    [Fact]
     public async Task A_later_batch_supersedes_a_users_state_and_only_current_states_are_read()
     {
         await SaveAsync(0, Row(1, 0, 100, "a"), Row(2, 0, 200, "b"));
