@@ -10,7 +10,7 @@ public static class Collector
     /// The host starts with background collections allowed (its project file). An event-time batch holds the states
     /// and rows of the users it steps until it commits, so most of what a full collection finds is alive; done in the
     /// background, and blocking only when memory runs short, those collections stop the stepping and the save less.
-    /// The 1M-visit worker, 8 runs each: 12.97 s on average against 13.37 s with only blocking collections (7 of 8
+    /// The 1M-visit worker, 8 runs each: 12.96 s on average against 13.36 s with only blocking collections (7 of 8
     /// pairs faster). A batches-mode worker gained nothing (38.34 s either way) and took 600 MiB more, so it collects
     /// as before: blocking.
     /// </summary>
