@@ -64,8 +64,7 @@ public static class UserStateCodec
             }
         }
 
-        w.Flush();
-        return t_buffer!.GetBuffer().AsSpan(0, (int)t_buffer.Length);
+        return Written(w);
     }
 
     /// <summary>This thread's writer, over its buffer emptied.</summary>
@@ -76,10 +75,13 @@ public static class UserStateCodec
         return t_writer ??= new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true);
     }
 
-    private static byte[] Bytes(BinaryWriter w)
+    private static byte[] Bytes(BinaryWriter w) => Written(w).ToArray();
+
+    /// <summary>What <paramref name="w"/> wrote into this thread's buffer, valid until its next encoding.</summary>
+    private static ReadOnlySpan<byte> Written(BinaryWriter w)
     {
         w.Flush();
-        return t_buffer!.ToArray();
+        return t_buffer!.GetBuffer().AsSpan(0, (int)t_buffer.Length);
     }
 
     public static EventTimeUserState DecodeEventTime(ReadOnlySpan<byte> bytes, SharedStrings? pages = null)
