@@ -73,6 +73,9 @@ public sealed class SessionSink : ReceiveActor
             throw;
         }
 
+        // A batch run again after its tables were committed finds each commit there and skips it, without waiting for
+        // the save: it is not written until its states are durable, or the next batch would read them half saved.
+        await saved;
         return new BatchWritten(m.Batch, await pendingWritten, await completedWritten);
     }
 }

@@ -74,6 +74,25 @@ public sealed class SessionSinkTests : TestKit, IDisposable
         Assert.Equal([null, null, null], CommittedBatches());
     }
 
+    [Fact]
+    public void A_batch_run_again_after_its_tables_were_committed_is_written_only_once_its_states_are_saved()
+    {
+        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        sink.Tell(Batch(Task.CompletedTask), TestActor);
+        ExpectMsg<BatchWritten>(Patience);
+
+        // The batch again (a replay after a crash that followed its commits): every table has it, and nothing is committed.
+        var saving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        sink.Tell(Batch(saving.Task), TestActor);
+
+        // A negative check: a sink that does not wait for the save answers at once; one that waits cannot fail it.
+        ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+        saving.SetResult();
+        var written = ExpectMsg<BatchWritten>(Patience);
+        Assert.False(written.PendingWritten || written.CompletedWritten);
+        Assert.Equal([0L, 0L, 0L], CommittedBatches());
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
