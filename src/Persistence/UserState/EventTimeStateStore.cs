@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Data.Common;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using Sessionization.Domain;
@@ -253,6 +254,8 @@ public sealed class EventTimeStateStore
                 throw StateNotHeld(row.UserId, batch);
         }
 
+        if (rows is not null)
+            await rows.FinishAsync(cancellationToken);
         await undo.FlushAsync(cancellationToken);
         await log.FlushAsync(cancellationToken);
         var committing = Stopwatch.GetTimestamp();
@@ -305,7 +308,11 @@ public sealed class EventTimeStateStore
         lock (_overlayLock)
             current = _overlay is not null && versions.Before == _version;
         await using (var rows = RowWriter(connection, transaction))
+        {
             await WriteLogIntoTableAsync(connection, transaction, rows, current, cancellationToken);
+            await rows.FinishAsync(cancellationToken);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         // A new, empty overlay: a batch reading meanwhile goes on with the one it has, which the users table it reads
         // (as it was before this commit or after it) agrees with.
@@ -559,6 +566,7 @@ public sealed class EventTimeStateStore
             }
         }
 
+        await rows.FinishAsync(cancellationToken);
         await using var drop = Command(connection, transaction, $"DELETE FROM {_undo} WHERE batch >= @from");
         Parameter(drop, "@from", batch);
         await drop.ExecuteNonQueryAsync(cancellationToken);
@@ -744,6 +752,9 @@ public sealed class EventTimeStateStore
         ValueTask<int> InsertAsync(EventTimeStateRow row, CancellationToken cancellationToken);
 
         ValueTask<int> DeleteAsync(long user, CancellationToken cancellationToken);
+
+        /// <summary>Writes what the writer held back (the due entries, on SQLite): called before the transaction commits.</summary>
+        ValueTask FinishAsync(CancellationToken cancellationToken);
     }
 
     /// <summary>Rows written through ADO.NET commands (PostgreSQL).</summary>
@@ -794,6 +805,8 @@ public sealed class EventTimeStateStore
             return await _delete.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        public ValueTask FinishAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
         public async ValueTask DisposeAsync()
         {
             await _upsert.DisposeAsync();
@@ -818,6 +831,8 @@ public sealed class EventTimeStateStore
         private readonly sqlite3_stmt _insert;
         private readonly sqlite3_stmt _delete;
         private readonly sqlite3_stmt _due;
+        private readonly List<long> _dueDeadlines = [];
+        private readonly List<long> _dueUsers = [];
 
         public SqliteRowWriter(SqliteConnection connection, string users, string due)
         {
@@ -861,13 +876,36 @@ public sealed class EventTimeStateStore
             var changed = Step(handle);
             if (changed == 1)
             {
-                var due = _due.DangerousGetHandle();
-                Check(SqliteNative.BindInt64(due, 1, row.Deadline.Value));
-                Check(SqliteNative.BindInt64(due, 2, row.UserId));
-                Step(due);
+                _dueDeadlines.Add(row.Deadline.Value);
+                _dueUsers.Add(row.UserId);
             }
 
             return changed;
+        }
+
+        /// <summary>
+        /// Writes the due entries of the rows written, in deadline order. The rows come in user order, which scatters
+        /// their deadlines over the due table: an entry each as its row was written cost a descent to a different page,
+        /// and took longer than writing the rows themselves (about 300 ms of a worker's 370,000-user batch). In deadline
+        /// order each entry lands beside the one before it.
+        /// </summary>
+        public ValueTask FinishAsync(CancellationToken cancellationToken)
+        {
+            var deadlines = CollectionsMarshal.AsSpan(_dueDeadlines);
+            var users = CollectionsMarshal.AsSpan(_dueUsers);
+            deadlines.Sort(users);
+            var due = _due.DangerousGetHandle();
+            for (var i = 0; i < deadlines.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Check(SqliteNative.BindInt64(due, 1, deadlines[i]));
+                Check(SqliteNative.BindInt64(due, 2, users[i]));
+                Step(due);
+            }
+
+            _dueDeadlines.Clear();
+            _dueUsers.Clear();
+            return ValueTask.CompletedTask;
         }
 
         private int Step(IntPtr statement)
