@@ -35,6 +35,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     private BatchCoordination _coordination = BatchCoordination.Initial;
     private IReadOnlyList<SessionRecord>? _pendingRows;
     private StateRows? _eventTimeStates;
+    private DeadlineIndex? _eventTimeDeadlines;
     private IActorRef? _reportTo;
     private int _attempt;
     private bool _agreementChecked;
@@ -271,7 +272,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
     {
         if (_settings.Sessions.Mode == SessionMode.EventTime)
         {
-            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.OpenSessions, _settings.Sessions.Describe(), _eventTimeStates)
+            var input = new EventTimeInput(State.WatermarkMicros ?? Watermark.None, State.OpenSessions, _settings.Sessions.Describe(), _eventTimeStates, _eventTimeDeadlines)
             {
                 ReadAhead = _readAhead,
             };
@@ -327,6 +328,7 @@ public sealed class BatchCoordinator : ReceivePersistentActor
             Report(new CoordinatorActivity(plan.Batch, DateTimeOffset.UtcNow, executed.Elapsed.TotalMilliseconds, executed.Visits, 0, null, null));
             _pendingRows = executed.PendingRows;
             _eventTimeStates = executed.EventTimeStates;
+            _eventTimeDeadlines = executed.EventTimeDeadlines;
             SaveSnapshot(State);
             _reportTo?.Tell(new BatchReport(
                 plan.Batch, plan.Files.Count, plan.Files.Count == 0 ? plan.LastVersion : plan.Files[0].Version, plan.LastVersion, executed.Visits, executed.ActiveUsers,
@@ -447,13 +449,14 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
     /// <summary>
     /// What the process holds beyond the store and the tables (the last pending rows, the live entities, the event-time
-    /// states of the last batch) may now be ahead of them (a batch failed after its users applied it) or behind them
+    /// states of the last batch and the stored users' deadlines) may now be ahead of them (a batch failed after its users applied it) or behind them
     /// (a rewind): it goes, and the next batch recovers from the table and the store.
     /// </summary>
     private void ForgetLiveState()
     {
         _pendingRows = null;
         _eventTimeStates = null;
+        _eventTimeDeadlines = null;
         _readAhead = null;
         _userSessions.Tell(UserSessionProtocol.ResetEntities.Instance);
     }

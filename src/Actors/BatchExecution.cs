@@ -303,6 +303,9 @@ public sealed record BatchExecuted(
 {
     /// <summary>Event-time mode: the users the batch stepped, with their states after it (kept for the next batch once this one commits).</summary>
     public StateRows? EventTimeStates { get; init; }
+
+    /// <summary>Event-time mode: every stored user's deadline after the batch, when the batch had them before it.</summary>
+    public DeadlineIndex? EventTimeDeadlines { get; init; }
 }
 
 public sealed record BatchExecutionFailed(long Batch, string Reason);

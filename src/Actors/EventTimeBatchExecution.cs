@@ -97,7 +97,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
         EventTimeBatchResult result;
         try
         {
-            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, byUser, input.WatermarkBefore, after, plan.EndOfInput, input.Known, waitForSave: false);
+            result = await EventTimeBatchWork.RunAsync(store, policy, plan.Batch, byUser, input.WatermarkBefore, after, plan.EndOfInput, input.Known, input.Deadlines, waitForSave: false);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or IOException)
         {
@@ -225,6 +225,7 @@ public sealed class EventTimeBatchExecution : ReceiveActor
             s.Late)
         {
             EventTimeStates = r.States,
+            EventTimeDeadlines = r.Deadlines,
         });
         Context.Stop(Self);
     }
@@ -239,9 +240,10 @@ public sealed class EventTimeBatchExecution : ReceiveActor
 /// <summary>
 /// What an event-time batch starts from besides its plan: the watermark the batch before left, how many sessions were
 /// open after it, the session rules (<see cref="SessionRules.Describe"/>) recorded in the batch's commits, and the
-/// states of the users the batch before stepped when it ran in this process (<see cref="EventTimeBatchWork.RunAsync"/>).
+/// states of the users the batch before stepped when it ran in this process, and then every stored user's deadline once
+/// this process has read them (<see cref="EventTimeBatchWork.RunAsync"/>).
 /// </summary>
-public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, StateRows? Known = null)
+public sealed record EventTimeInput(long WatermarkBefore, long OpenBefore, string Rules, StateRows? Known = null, DeadlineIndex? Deadlines = null)
 {
     /// <summary>The visits read ahead while the batch before committed, if they were (<see cref="PreparedVisits"/>).</summary>
     public PreparedVisits? ReadAhead { get; init; }

@@ -25,6 +25,9 @@ public sealed record EventTimeBatchResult(
     /// </summary>
     public StateRows States { get; init; } = StateRows.Empty;
 
+    /// <summary>Every user with a stored row after the batch, and its deadline, when the batch had them before it (else null).</summary>
+    public DeadlineIndex? Deadlines { get; init; }
+
     /// <summary>Completes when the states are durable (see <see cref="EventTimeBatchWork.RunAsync"/>'s <c>waitForSave</c>).</summary>
     public Task Saved { get; init; } = Task.CompletedTask;
 }
@@ -41,6 +44,11 @@ public static class EventTimeBatchWork
     /// The users the batch before stepped, with their states after it, when that batch ran in this process (null
     /// otherwise): they are taken from here instead of the store, which holds the same. Everyone else is read.
     /// </param>
+    /// <param name="deadlines">
+    /// Every user with a stored row and its deadline, as the batch before left them, when that batch ran in this process
+    /// with <paramref name="known"/>. Null with <paramref name="known"/>: the batch reads them from the store, once for
+    /// the process, and the result carries them on.
+    /// </param>
     /// <param name="waitForSave">
     /// False: return once every user is stepped, with the save's tail still running as <see cref="EventTimeBatchResult.Saved"/>,
     /// so the tables' files can be written meanwhile; nothing may be committed before it completes.
@@ -54,12 +62,18 @@ public static class EventTimeBatchWork
         long watermarkAfter,
         bool endOfInput = false,
         StateRows? known = null,
+        DeadlineIndex? deadlines = null,
         bool waitForSave = true,
         CancellationToken cancellationToken = default)
     {
         await store.RewindAsync(batch, cancellationToken);
         var dueAt = endOfInput ? Watermark.EndOfInput : watermarkAfter;
-        var states = await LoadAsync(store, byUser, dueAt, known, cancellationToken);
+        // A process's first batch asks the store for each user it needs; from its second on, the process knows which
+        // users have a row at all, and their deadlines.
+        deadlines = known is null ? null : deadlines ?? await store.LoadDeadlinesAsync(cancellationToken);
+        var states = known is not null && deadlines is not null
+            ? await LoadIndexedAsync(store, byUser, dueAt, known, deadlines, cancellationToken)
+            : await LoadAsync(store, byUser, dueAt, known, cancellationToken);
 
         var pages = new SharedStrings();
         var slab = new StateSlab();
@@ -116,7 +130,13 @@ public static class EventTimeBatchWork
 
         if (waitForSave)
             await saving;
-        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Length) { States = new StateRows(after, after.Length), Saved = saving };
+        var leaves = new StateRows(after, after.Length);
+        return new EventTimeBatchResult(written, removed, opened, late, openOfChanged, openDelta, after.Length)
+        {
+            States = leaves,
+            Deadlines = deadlines?.After(leaves),
+            Saved = saving,
+        };
     }
 
     /// <summary>
@@ -171,6 +191,48 @@ public static class EventTimeBatchWork
             else
                 records.Add(session.ToRecord(user, batch));
         }
+    }
+
+    /// <summary>
+    /// The stored rows of the users with visits and of the users due at <paramref name="dueAt"/>, found in
+    /// <paramref name="deadlines"/>, which lists every user with a row: walked beside the users with visits, with the
+    /// rows taken from <paramref name="known"/> where it has them and the rest read from the store by id. A user with
+    /// visits that has no entry has no row, and is not looked up.
+    /// </summary>
+    private static async Task<StateRows> LoadIndexedAsync(
+        EventTimeStateStore store, VisitsByUser byUser, long dueAt, StateRows known, DeadlineIndex deadlines, CancellationToken cancellationToken)
+    {
+        var withVisits = byUser.Users;
+        var rows = new List<EventTimeStateRow>();
+        var read = new List<long>();
+        int v = 0, k = 0;
+        for (var i = 0; i < deadlines.Count; i++)
+        {
+            var user = deadlines.UserAt(i);
+            while (v < withVisits.Count && withVisits[v] < user)
+                v++;
+            if (deadlines.DeadlineAt(i) > dueAt && (v == withVisits.Count || withVisits[v] != user))
+                continue;
+            while (k < known.Count && known[k].UserId < user)
+                k++;
+            if (k < known.Count && known[k].UserId == user && !known[k].KeepsNothing)
+                rows.Add(known[k]);
+            else
+                read.Add(user);
+        }
+
+        if (read.Count == 0)
+            return new StateRows([.. rows], rows.Count);
+        var stored = await store.LoadUsersAsync(read, cancellationToken);
+        foreach (var user in read)
+        {
+            // The index came from the store and follows every batch this process saved: a row it lists is there.
+            if (!stored.TryGetValue(user, out var row))
+                throw new InvalidOperationException($"user {user}: the event-time store has no row for a user this process last saw with one");
+            rows.Add(row);
+        }
+
+        return StateRows.Of(rows);
     }
 
     /// <summary>

@@ -424,6 +424,38 @@ public sealed class EventTimeStateStore
         }
     }
 
+    /// <summary>Every user with a row and the row's deadline (the log's rows over the table's): a scan of the whole table.</summary>
+    public async Task<DeadlineIndex> LoadDeadlinesAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = Open();
+        var overlay = await OverlayAsync(connection, cancellationToken);
+        var users = new List<long>();
+        var deadlines = new List<long>();
+        await using (var command = Command(connection, null, $"SELECT user_id, deadline FROM {_users}"))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var user = reader.GetInt64(0);
+                if (overlay.ContainsKey(user))
+                    continue;
+                users.Add(user);
+                deadlines.Add(reader.GetInt64(1));
+            }
+        }
+
+        foreach (var (user, row) in overlay)
+        {
+            if (row is { Deadline: { } deadline })
+            {
+                users.Add(user);
+                deadlines.Add(deadline);
+            }
+        }
+
+        return DeadlineIndex.Of([.. users], [.. deadlines]);
+    }
+
     /// <summary>Throws what Microsoft.Data.Sqlite would for a failed call of SQLite's own API, with SQLite's message.</summary>
     private static void CheckSqlite(sqlite3 db, int result)
     {

@@ -60,6 +60,52 @@ public sealed class EventTimeStateStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_deadline_index_after_a_batch_has_the_batchs_rows_over_its_own_and_none_for_a_user_that_keeps_nothing()
+    {
+        var entry = Gen.Select(Gen.Long[0, 30], Gen.Long[100, 200]);
+        var stepped = Gen.Select(Gen.Long[0, 30], Gen.Long[100, 200].Nullable());
+        Gen.Select(entry.Array[0, 20], stepped.Array[0, 20]).Sample((entries, steps) =>
+        {
+            var held = entries.DistinctBy(e => e.Item1).ToArray();
+            var index = DeadlineIndex.Of([.. held.Select(e => e.Item1)], [.. held.Select(e => e.Item2)]);
+            var rows = StateRows.Of([.. steps.DistinctBy(s => s.Item1).Select(s => new EventTimeStateRow(s.Item1, s.Item2, default))]);
+
+            var after = index.After(rows);
+
+            var expected = held.ToDictionary(e => e.Item1, e => e.Item2);
+            for (var i = 0; i < rows.Count; i++)
+            {
+                if (rows[i].Deadline is { } deadline)
+                    expected[rows[i].UserId] = deadline;
+                else
+                    expected.Remove(rows[i].UserId);
+            }
+
+            Assert.Equal(
+                expected.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)),
+                Enumerable.Range(0, after.Count).Select(i => (after.UserAt(i), after.DeadlineAt(i))));
+        });
+    }
+
+    [Fact]
+    public async Task The_deadlines_are_every_current_row_in_the_table_or_the_log_and_follow_a_rewind()
+    {
+        await SaveAsync(0, Watermark.None, inPlace: true, Row(3, 0, 300, "c"), Row(1, 0, 100, "a"), Row(2, 0, 200, "b"));
+        // In the log: user 1 moves on, user 2 keeps nothing (no row), user 4 is new.
+        await SaveAsync(1, Row(1, 1, 150, "a", "d"), Row(2, 1, null), Row(4, 1, 400, "e"));
+
+        var index = await _store.LoadDeadlinesAsync();
+
+        Assert.Equal([(1L, 150L), (3L, 300L), (4L, 400L)], Enumerable.Range(0, index.Count).Select(i => (index.UserAt(i), index.DeadlineAt(i))));
+
+        await _store.ApplyLogAsync();
+        await _store.RewindAsync(1);
+        var rewound = await _store.LoadDeadlinesAsync();
+
+        Assert.Equal([(1L, 100L), (2L, 200L), (3L, 300L)], Enumerable.Range(0, rewound.Count).Select(i => (rewound.UserAt(i), rewound.DeadlineAt(i))));
+    }
+
+    [Fact]
     public async Task A_later_batch_supersedes_a_users_state_and_only_current_states_are_read()
     {
         await SaveAsync(0, Row(1, 0, 100, "a"), Row(2, 0, 200, "b"));
