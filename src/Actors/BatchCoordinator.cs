@@ -449,8 +449,8 @@ public sealed class BatchCoordinator : ReceivePersistentActor
 
     /// <summary>
     /// What the process holds beyond the store and the tables (the last pending rows, the live entities, the event-time
-    /// states of the last batch and the stored users' deadlines) may now be ahead of them (a batch failed after its users applied it) or behind them
-    /// (a rewind): it goes, and the next batch recovers from the table and the store.
+    /// states of the last batch and the stored users' deadlines) may now be ahead of them (a batch failed after its
+    /// users applied it) or behind them (a rewind): it goes, and the next batch recovers from the table and the store.
     /// </summary>
     private void ForgetLiveState()
     {

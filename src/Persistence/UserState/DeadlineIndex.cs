@@ -4,8 +4,8 @@ namespace Sessionization.Persistence.UserState;
 /// Every user with a stored row, with the row's deadline, in id order: a process that runs batch after batch (a
 /// worker) reads it from the store once and keeps it up to date from the rows each batch leaves. A batch then finds
 /// its due users, and tells apart the users with visits that have no row, without asking the store: a worker's batch
-/// of a million visits asked it for about 250,000 due ids and 115,000 users without a row, about 100-150 ms of each
-/// batch before any user could be stepped.
+/// of a million visits asked it for about 250,000 due ids and 115,000 users without a row, which with sorting the rows
+/// took 105-364 ms of each batch before any user could be stepped (6-22 ms walking this instead).
 /// </summary>
 public sealed class DeadlineIndex
 {
