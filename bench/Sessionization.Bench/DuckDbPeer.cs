@@ -80,5 +80,8 @@ public sealed class DuckDbPeer : IDisposable
         command.ExecuteNonQuery();
     }
 
+    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="DuckDbMemory.Reopen"/>).</summary>
+    public void LetGoOfMemory() => DuckDbMemory.Reopen(_connection);
+
     public void Dispose() => _connection.Dispose();
 }

@@ -89,5 +89,8 @@ public sealed class EventTimePeer : IDisposable
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="DuckDbMemory.Reopen"/>).</summary>
+    public void LetGoOfMemory() => DuckDbMemory.Reopen(_connection);
+
     public void Dispose() => _connection.Dispose();
 }
