@@ -93,6 +93,18 @@ public sealed class SessionSinkTests : TestKit, IDisposable
         Assert.Equal([0L, 0L, 0L], CommittedBatches());
     }
 
+    [Fact]
+    public void A_batch_run_again_after_its_tables_were_committed_fails_when_its_save_fails()
+    {
+        var sink = Sys.ActorOf(SessionSink.Props(_temp.Path));
+        sink.Tell(Batch(Task.CompletedTask), TestActor);
+        ExpectMsg<BatchWritten>(Patience);
+
+        sink.Tell(Batch(Task.FromException(new InvalidOperationException("the event-time session states: disk I/O error"))), TestActor);
+
+        Assert.Equal("the event-time session states: disk I/O error", ExpectMsg<BatchWriteFailed>(Patience).Reason);
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
