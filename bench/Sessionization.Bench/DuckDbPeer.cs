@@ -14,10 +14,8 @@ public sealed class DuckDbPeer : IDisposable
 
     public DuckDbPeer(string databasePath)
     {
-        _connection = new DuckDBConnection($"Data Source={databasePath}");
-        _connection.Open();
+        _connection = PeerDatabase.Open(databasePath);
         Execute("""
-            SET threads = 2;
             CREATE TABLE IF NOT EXISTS pending (user_id BIGINT, visits STRUCT(t TIMESTAMPTZ, s BIGINT, p VARCHAR)[]);
             CREATE TABLE IF NOT EXISTS peer_pending (user_id BIGINT, concatenated_pages VARCHAR, batch_number BIGINT);
             CREATE TABLE IF NOT EXISTS peer_sessions (user_id BIGINT, concatenated_pages VARCHAR, batch_number BIGINT);
@@ -80,8 +78,8 @@ public sealed class DuckDbPeer : IDisposable
         command.ExecuteNonQuery();
     }
 
-    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="DuckDbMemory.Reopen"/>).</summary>
-    public void LetGoOfMemory() => DuckDbMemory.Reopen(_connection);
+    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="PeerDatabase.Reopen"/>).</summary>
+    public void LetGoOfMemory() => PeerDatabase.Reopen(_connection);
 
     public void Dispose() => _connection.Dispose();
 }

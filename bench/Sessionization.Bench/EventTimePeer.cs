@@ -21,10 +21,8 @@ public sealed class EventTimePeer : IDisposable
     public EventTimePeer(string databasePath, long gapMicros, long? maxDurationMicros, long watermarkDelayMicros)
     {
         (_gap, _maxDuration, _delay) = (gapMicros, maxDurationMicros, watermarkDelayMicros);
-        _connection = new DuckDBConnection($"Data Source={databasePath}");
-        _connection.Open();
+        _connection = PeerDatabase.Open(databasePath);
         Execute("""
-            SET threads = 2;
             CREATE TABLE IF NOT EXISTS kept (user_id BIGINT, visit_time_us BIGINT, seq BIGINT, page VARCHAR);
             CREATE TABLE IF NOT EXISTS watermark (w BIGINT);
             CREATE TABLE IF NOT EXISTS peer_sessions (user_id BIGINT, concatenated_pages VARCHAR, batch_number BIGINT);
@@ -89,8 +87,8 @@ public sealed class EventTimePeer : IDisposable
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="DuckDbMemory.Reopen"/>).</summary>
-    public void LetGoOfMemory() => DuckDbMemory.Reopen(_connection);
+    /// <summary>Gives back the memory DuckDB holds for the database (<see cref="PeerDatabase.Reopen"/>).</summary>
+    public void LetGoOfMemory() => PeerDatabase.Reopen(_connection);
 
     public void Dispose() => _connection.Dispose();
 }

@@ -1042,7 +1042,7 @@ public readonly record struct EventTimeStateRow(long UserId, long? Deadline, Rea
 
     /// <summary>The encoded state as one array of its own, for a database parameter.</summary>
     public byte[] StateArray() =>
-        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(State, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : State.ToArray();
+        MemoryMarshal.TryGetArray(State, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : State.ToArray();
 }
 
 /// <summary>A user's state after a batch, and the row it replaces (null: the user had none).</summary>

@@ -2,8 +2,18 @@ using DuckDB.NET.Data;
 
 namespace Sessionization.Bench;
 
-public static class DuckDbMemory
+/// <summary>A DuckDB peer's database file, opened with the settings every peer runs with.</summary>
+public static class PeerDatabase
 {
+    /// <summary>The database at <paramref name="path"/>, opened and set to two threads (the machine the bench compares on).</summary>
+    public static DuckDBConnection Open(string path)
+    {
+        var connection = new DuckDBConnection($"Data Source={path}");
+        connection.Open();
+        Configure(connection);
+        return connection;
+    }
+
     /// <summary>
     /// Closes a peer's database and opens it again: DuckDB gives back the memory it holds for a database (its buffers)
     /// once the database's last connection closes; the bench's resident memory went from about 1.5 GB to 650 MB. The
@@ -13,6 +23,11 @@ public static class DuckDbMemory
     {
         connection.Close();
         connection.Open();
+        Configure(connection);
+    }
+
+    private static void Configure(DuckDBConnection connection)
+    {
         using var command = connection.CreateCommand();
         command.CommandText = "SET threads = 2;";
         command.ExecuteNonQuery();
