@@ -43,9 +43,15 @@ public static class Program
         mode.AcceptOnlyFromAmong("batches", "event-time");
         var gap = new Option<string>("--gap") { DefaultValueFactory = _ => "30m", Description = "event-time: the inactivity gap" };
         var maxDuration = new Option<string>("--max-duration") { DefaultValueFactory = _ => "off", Description = "event-time: the maximum session duration" };
+        var workerRepeats = new Option<int>("--worker-repeats") { DefaultValueFactory = _ => 3, Description = "Times the worker and its peer are each timed (medians compared)" };
+        workerRepeats.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+                r.AddError("--worker-repeats must be at least 1");
+        });
         var root = new RootCommand("Sessionization benchmark: ours vs the Parquet I/O floor vs a DuckDB peer")
         {
-            users, visits, runs, commits, seed, baseDir, json, sections, probe, history, pendingUsers, host, mode, gap, maxDuration,
+            users, visits, runs, commits, seed, baseDir, json, sections, probe, history, pendingUsers, host, mode, gap, maxDuration, workerRepeats,
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
@@ -61,6 +67,7 @@ public static class Program
         {
             EventTime = p.GetValue(mode) == "event-time" ? EventTimeOptions.Parse(p.GetValue(gap)!, p.GetValue(maxDuration)!) : null,
             SectionsGiven = p.GetResult(sections) is { Implicit: false },
+            WorkerRepeats = p.GetValue(workerRepeats),
         }));
         try
         {
@@ -81,6 +88,8 @@ public static class Program
         public EventTimeOptions? EventTime { get; init; }
 
         public bool SectionsGiven { get; init; }
+
+        public int WorkerRepeats { get; init; } = 3;
 
         /// <summary>The session flags every <c>run</c> and <c>worker</c> of ours gets.</summary>
         public string[] SessionFlags => EventTime?.Flags ?? [];
@@ -156,7 +165,7 @@ public static class Program
     {
         var count = 0;
         if (o.Sections.Contains("main"))
-            count += o.Runs + (o.Sections.Contains("worker") ? 1 : 0);
+            count += o.Runs + (o.Sections.Contains("worker") ? o.WorkerRepeats : 0);
         if (o.Sections.Contains("history"))
             count += o.HistoryBatches.Length;
         if (o.Sections.Contains("memory"))
@@ -212,7 +221,7 @@ public static class Program
         var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
         var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
         if (o.Sections.Contains("worker"))
-            agree &= await WorkerComparisonAsync(o, host, workload, peer, eventTimePeer, perRun.Sum(r => r.Peer), Path.Combine(dir, "worker"), report, log);
+            agree &= await WorkerComparisonAsync(o, host, workload, peer, eventTimePeer, Path.Combine(dir, "worker"), report, log);
 
         var oursTotal = perRun.Sum(r => r.Ours);
         var floorTotal = perRun.Sum(r => r.Floor);
@@ -244,19 +253,70 @@ public static class Program
 
     /// <summary>
     /// The same workload caught up by one <c>sessionize worker</c> process, one batch per run's slice of commits,
-    /// timed from the process's start to its last batch committed, and its output compared with the peer's.
+    /// timed from the process's start to its last batch committed, and its output compared with the peer's. The worker
+    /// and a peer of its own (a new database, the same slices, the runs' times summed) are each timed
+    /// <see cref="Options.WorkerRepeats"/> times, alternating which goes first, each from nothing; the medians are
+    /// compared. One timing of each varied by a third on this virtual machine (see <see cref="LetGoOfMemory"/>).
     /// </summary>
     private static async Task<bool> WorkerComparisonAsync(
-        Options o, Host host, Workload workload, DuckDbPeer peer, EventTimePeer? eventTimePeer, double peerTotal, string dir, JsonObject report, TextWriter log)
+        Options o, Host host, Workload workload, DuckDbPeer peer, EventTimePeer? eventTimePeer, string dir, JsonObject report, TextWriter log)
     {
-        var table = VisitsTable.In(dir);
+        var first = Path.Combine(dir, "1");
+        var table = VisitsTable.In(first);
+        var slices = new List<List<string>>();
+        var cursor = SourceCursor.Start;
         for (var run = 0; run < o.Runs; run++)
         {
             foreach (var commit in workload.Commits(run))
                 await table.AppendAsync(commit, "bench");
+            var files = table.FilesFrom(cursor).ToList();
+            cursor = files[^1].Next;
+            slices.Add([.. files.Select(f => table.Delta.DataFilePath(f.Path))]);
         }
 
-        LetGoOfMemory(peer, eventTimePeer, log);
+        var workerTimes = new List<double>();
+        var peerTimes = new List<double>();
+        long peak = 0;
+        var agree = true;
+        for (var repeat = 1; repeat <= o.WorkerRepeats; repeat++)
+        {
+            var repeatDir = Path.Combine(dir, repeat.ToString(CultureInfo.InvariantCulture));
+            if (repeat > 1)
+                CopyDirectory(table.Delta.Root, VisitsTable.In(repeatDir).Delta.Root);
+            var peerPath = Path.Combine(dir, $"peer-{repeat}.duckdb");
+            double? peerTime = null;
+            // The peer goes first in odd repeats and second in even ones: whichever runs second gets memory the first
+            // has just given back.
+            if (repeat % 2 == 1)
+                peerTime = TimePeer(o, slices, peerPath);
+            var (heldBefore, heldAfter) = LetGoOfMemory(peer, eventTimePeer);
+            var (wall, workerPeak) = await TimeWorkerAsync(o, host, repeatDir);
+            peerTime ??= TimePeer(o, slices, peerPath);
+            peak = Math.Max(peak, workerPeak);
+            var outputsAgree = WorkerAgrees(peer, eventTimePeer, repeatDir);
+            agree &= outputsAgree;
+            workerTimes.Add(wall);
+            peerTimes.Add(peerTime.Value);
+            log.WriteLine(FormattableString.Invariant(
+                $"worker {repeat} of {o.WorkerRepeats}: {o.Runs} batches in {wall:F2}s (peer {peerTime:F2}s{(repeat % 2 == 1 ? ", timed first" : "")}); outputs agree: {(outputsAgree ? "yes" : "NO")}; the bench held {heldBefore} MiB, {heldAfter} MiB after letting go"));
+        }
+
+        var worker = Median(workerTimes);
+        var peerMedian = Median(peerTimes);
+        report["worker_s"] = Math.Round(worker, 3);
+        report["worker_runs_s"] = new JsonArray([.. workerTimes.Select(t => (JsonNode)Math.Round(t, 3))]);
+        report["worker_peer_s"] = Math.Round(peerMedian, 3);
+        report["worker_peer_runs_s"] = new JsonArray([.. peerTimes.Select(t => (JsonNode)Math.Round(t, 3))]);
+        report["worker_visits_per_s"] = Math.Round(o.Visits / worker);
+        report["worker_over_peer"] = Math.Round(peerMedian / worker, 4);
+        report["worker_peak_rss_bytes"] = peak;
+        report["worker_outputs_agree"] = agree;
+        return agree;
+    }
+
+    /// <summary>One worker from an empty state over the visits table in <paramref name="dir"/>: its wall time to the last batch, and its peak memory.</summary>
+    private static async Task<(double Wall, long Peak)> TimeWorkerAsync(Options o, Host host, string dir)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var worker = host.Start(dir, ["worker", "--max-files-per-batch", Text(o.CommitsPerRun), "--poll-interval", "100ms", .. o.SessionFlags]);
         var last = $"batch {o.Runs - 1}:";
@@ -271,28 +331,63 @@ public static class Program
                 break;
         }
 
-        var wall = clock.Elapsed;
+        var wall = clock.Elapsed.TotalSeconds;
         if (batches < o.Runs)
             throw new InvalidOperationException($"the worker stopped after {batches} of {o.Runs} batches: {(await worker.StandardError.ReadToEndAsync()).Trim()}");
         // A clean stop (SIGTERM), so that the worker reports its peak memory like a run does.
-        System.Diagnostics.Process.Start("kill", ["-TERM", worker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        System.Diagnostics.Process.Start("kill", ["-TERM", worker.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
         var stderr = worker.StandardError.ReadToEndAsync();
         await worker.WaitForExitAsync();
-        var peak = Host.PeakRss(await stderr);
+        return (wall, Host.PeakRss(await stderr));
+    }
 
+    /// <summary>A peer of the worker's, in a new database at <paramref name="path"/>: the runs' times summed. The database is deleted after.</summary>
+    private static double TimePeer(Options o, List<List<string>> slices, string path)
+    {
+        var total = TimeSpan.Zero;
+        if (o.EventTime is { } et)
+        {
+            using var timed = new EventTimePeer(path, et.GapMicros, et.MaxDurationMicros, 0);
+            for (var run = 0; run < slices.Count; run++)
+                total += timed.Run(run, slices[run]);
+        }
+        else
+        {
+            using var timed = new DuckDbPeer(path);
+            for (var run = 0; run < slices.Count; run++)
+                total += timed.Run(run, slices[run]);
+        }
+
+        File.Delete(path);
+        File.Delete(path + ".wal");
+        return total.TotalSeconds;
+    }
+
+    /// <summary>Whether the worker's tables in <paramref name="dir"/> hold what the main section's peer computed.</summary>
+    private static bool WorkerAgrees(DuckDbPeer peer, EventTimePeer? eventTimePeer, string dir)
+    {
         var pending = SessionTable.Pending(dir);
         var completed = SessionTable.Completed(dir);
         var (pendingMissing, pendingExtra) = eventTimePeer is null ? peer.Compare("peer_pending", [.. pending.Delta.LoadSnapshot().Files.Select(f => pending.Delta.DataFilePath(f.Path))]) : (0, 0);
         List<string> sessionFiles = [.. completed.Delta.LoadSnapshot().Files.Select(f => completed.Delta.DataFilePath(f.Path))];
         var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
-        var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
-        log.WriteLine(FormattableString.Invariant($"worker: {o.Runs} batches in {wall.TotalSeconds:F2}s (peer {peerTotal:F2}s); outputs agree: {(agree ? "yes" : "NO")}"));
-        report["worker_s"] = Math.Round(wall.TotalSeconds, 3);
-        report["worker_visits_per_s"] = Math.Round(o.Visits / wall.TotalSeconds);
-        report["worker_over_peer"] = Math.Round(peerTotal / wall.TotalSeconds, 4);
-        report["worker_peak_rss_bytes"] = peak;
-        report["worker_outputs_agree"] = agree;
-        return agree;
+        return pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        var middle = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var directory in Directory.EnumerateDirectories(from))
+            CopyDirectory(directory, Path.Combine(to, Path.GetFileName(directory)));
     }
 
     /// <summary>
@@ -301,14 +396,15 @@ public static class Program
     /// (the host backs it again): with another process holding 1.6 GB, the 1M-visit worker took 12.5-13.9 s against
     /// 10.6-10.8 s. Held by this process, idle while the worker runs, that cost would be the bench's, not the worker's.
     /// </summary>
-    private static void LetGoOfMemory(DuckDbPeer peer, EventTimePeer? eventTimePeer, TextWriter log)
+    /// <returns>This process's resident memory before and after, in MiB.</returns>
+    private static (long Before, long After) LetGoOfMemory(DuckDbPeer peer, EventTimePeer? eventTimePeer)
     {
         var before = Environment.WorkingSet;
         peer.LetGoOfMemory();
         eventTimePeer?.LetGoOfMemory();
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        log.WriteLine(FormattableString.Invariant($"bench: {before / 1048576} MiB resident before the worker section, {Environment.WorkingSet / 1048576} MiB after letting go"));
+        return (before / 1048576, Environment.WorkingSet / 1048576);
     }
 
     /// <summary>The same probe batch, timed after a short and after a long history of earlier batches.</summary>
@@ -489,8 +585,10 @@ public static class Program
             if (r["worker_s"] is not null)
             {
                 var worker = r["worker_s"]!.GetValue<double>();
+                static string Times(JsonNode node) => string.Join(", ", node.AsArray().Select(t => t!.GetValue<double>().ToString("F2", CultureInfo.InvariantCulture)));
                 t.AppendLine(FormattableString.Invariant(
-                    $"worker (one process, all {o.Runs} batches): {worker:F2} s, {o.Visits / worker:N0} visits/s; worker/peer {r["worker_over_peer"]!.GetValue<double>():F3}x; peak RSS {r["worker_peak_rss_bytes"]!.GetValue<long>() / 1048576.0:F0} MiB; outputs agree: {(r["worker_outputs_agree"]!.GetValue<bool>() ? "yes" : "NO")}"));
+                    $"worker (one process, all {o.Runs} batches): {worker:F2} s, {o.Visits / worker:N0} visits/s; peer {r["worker_peer_s"]!.GetValue<double>():F2} s; worker/peer {r["worker_over_peer"]!.GetValue<double>():F3}x; peak RSS {r["worker_peak_rss_bytes"]!.GetValue<long>() / 1048576.0:F0} MiB; outputs agree: {(r["worker_outputs_agree"]!.GetValue<bool>() ? "yes" : "NO")}"));
+                t.AppendLine($"  medians of {r["worker_runs_s"]!.AsArray().Count}, alternating: worker {Times(r["worker_runs_s"]!)} s; peer {Times(r["worker_peer_runs_s"]!)} s");
             }
 
             t.AppendLine();

@@ -29,5 +29,34 @@ public sealed class PeerAgreementTests : IDisposable
         Assert.All(runs.Skip(1), r => Assert.True(r!["completed"]!.GetValue<long>() > 0, "sessions must close in every later run"));
     }
 
+    [Fact]
+    public async Task The_worker_section_times_the_worker_and_its_own_peer_alternately_and_compares_their_medians()
+    {
+        using var output = new StringWriter();
+        using var progress = new StringWriter();
+        var exit = await Sessionization.Bench.Program.RunAsync(
+            [
+                "--users", "300", "--visits", "4000", "--runs", "3", "--commits-per-run", "2", "--seed", "5", "--mode", "event-time",
+                "--sections", "main,worker", "--worker-repeats", "2", "--json", "--base-dir", _temp.Combine("bench"), "--host", SessionizeProcess.HostDll,
+            ],
+            output,
+            progress);
+
+        Assert.True(exit == 0, output + "\n" + progress);
+        var report = System.Text.Json.Nodes.JsonNode.Parse(output.ToString())!;
+        Assert.True(report["worker_outputs_agree"]!.GetValue<bool>(), report.ToJsonString());
+        var workers = report["worker_runs_s"]!.AsArray().Select(t => t!.GetValue<double>()).ToList();
+        var peers = report["worker_peer_runs_s"]!.AsArray().Select(t => t!.GetValue<double>()).ToList();
+        Assert.Equal(2, workers.Count);
+        Assert.Equal(2, peers.Count);
+        Assert.All(workers.Concat(peers), t => Assert.True(t > 0));
+        // Of two, the median is their mean (the times are reported rounded to milliseconds).
+        Assert.InRange(report["worker_s"]!.GetValue<double>() - ((workers[0] + workers[1]) / 2), -0.002, 0.002);
+        Assert.InRange(report["worker_peer_s"]!.GetValue<double>() - ((peers[0] + peers[1]) / 2), -0.002, 0.002);
+        // Each repeat starts from nothing: the second worker's directory holds its own tables, not the first's.
+        Assert.True(Directory.Exists(Path.Combine(_temp.Combine("bench"), "main", "worker", "2", "sessions")));
+        Assert.Equal(2, progress.ToString().Split('\n').Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.Contains("outputs agree: yes", StringComparison.Ordinal)));
+    }
+
     public void Dispose() => _temp.Dispose();
 }
