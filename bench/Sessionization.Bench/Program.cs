@@ -468,10 +468,11 @@ public static class Program
 
     /// <summary>
     /// Event-time cost against open sessions: <c>--pending-users</c> sessions are opened, then one batch touches 1% of
-    /// them, the next one user, the last all of them; none closes any. The batch times are the batches' own (from their
-    /// report lines), the process start being the same for each. Each batch is the first of a new process, which pays
-    /// for reading the tables' logs and for compiling code a warm worker has compiled; the one-user batch is that fixed
-    /// cost, and the marginal ratio is the 1% batch's cost above it against the full one's.
+    /// them, the next one user, the next 10%, the last all of them; none closes any. The batch times are the batches'
+    /// own (from their report lines), the process start being the same for each. Each batch is the first of a new
+    /// process, which pays for reading the tables' logs and for compiling code a warm worker has compiled; the one-user
+    /// batch is that fixed cost, and the marginal ratios are the 1% and 10% batches' costs above it against the full
+    /// one's: a cost that follows the users touched gives about 1% and 10%.
     /// </summary>
     private static async Task TouchAsync(Options o, Host host, string dir, JsonObject report, TextWriter log)
     {
@@ -497,12 +498,15 @@ public static class Program
         var onePercent = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
         await AppendAsync(open, start + 90_000_000);
         var oneUser = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
+        await AppendAsync(10, start + 105_000_000);
+        var tenPercent = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
         await AppendAsync(1, start + 120_000_000);
         var all = BatchMillis(host.Run(dir, ["run", "--max-files-per-batch", "1000000", .. o.SessionFlags]));
         var ratio = onePercent.Millis / all.Millis;
         var marginal = (onePercent.Millis - oneUser.Millis) / (all.Millis - oneUser.Millis);
+        var tenMarginal = (tenPercent.Millis - oneUser.Millis) / (all.Millis - oneUser.Millis);
         log.WriteLine(FormattableString.Invariant(
-            $"touch: {open} open sessions; a batch touching 1% of them {onePercent.Millis:F0} ms (run {onePercent.Wall:F2}s), one user {oneUser.Millis:F0} ms, all of them {all.Millis:F0} ms (run {all.Wall:F2}s): {ratio:P1}, above the one-user batch {marginal:P1}"));
+            $"touch: {open} open sessions; a batch touching 1% of them {onePercent.Millis:F0} ms (run {onePercent.Wall:F2}s), one user {oneUser.Millis:F0} ms, 10% {tenPercent.Millis:F0} ms, all of them {all.Millis:F0} ms (run {all.Wall:F2}s): {ratio:P1}, above the one-user batch {marginal:P1} (10%: {tenMarginal:P1})"));
         report["touch_open_sessions"] = open;
         report["touch_one_percent_ms"] = Math.Round(onePercent.Millis);
         report["touch_all_ms"] = Math.Round(all.Millis);
@@ -511,6 +515,8 @@ public static class Program
         report["touch_ratio"] = Math.Round(ratio, 4);
         report["touch_one_user_ms"] = Math.Round(oneUser.Millis);
         report["touch_marginal_ratio"] = Math.Round(marginal, 4);
+        report["touch_ten_percent_ms"] = Math.Round(tenPercent.Millis);
+        report["touch_ten_percent_marginal_ratio"] = Math.Round(tenMarginal, 4);
     }
 
     /// <summary>The batch's own time from its report line (<c>[123 ms]</c>), and the run's wall time.</summary>
@@ -618,7 +624,7 @@ public static class Program
             t.AppendLine(FormattableString.Invariant(
                 $"touch: {r["touch_open_sessions"]!.GetValue<long>():N0} open sessions; batch touching 1%: {r["touch_one_percent_ms"]!.GetValue<double>():F0} ms, touching all: {r["touch_all_ms"]!.GetValue<double>():F0} ms ({touch.GetValue<double>():P1}); whole runs {r["touch_one_percent_run_s"]!.GetValue<double>():F2} s and {r["touch_all_run_s"]!.GetValue<double>():F2} s"));
             t.AppendLine(FormattableString.Invariant(
-                $"touch: a batch touching one user (the fixed cost of a batch in a new process): {r["touch_one_user_ms"]!.GetValue<double>():F0} ms; above it, 1% costs {r["touch_marginal_ratio"]!.GetValue<double>():P1} of all"));
+                $"touch: a batch touching one user (the fixed cost of a batch in a new process): {r["touch_one_user_ms"]!.GetValue<double>():F0} ms; above it, 1% costs {r["touch_marginal_ratio"]!.GetValue<double>():P1} of all, and 10% ({r["touch_ten_percent_ms"]!.GetValue<double>():F0} ms) {r["touch_ten_percent_marginal_ratio"]!.GetValue<double>():P1}"));
         }
 
         if (r["walkthrough_run_s"] is { } walk)

@@ -58,5 +58,29 @@ public sealed class PeerAgreementTests : IDisposable
         Assert.Equal(2, progress.ToString().Split('\n').Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.Contains("outputs agree: yes", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task The_touch_section_times_a_batch_touching_one_user_1_percent_10_percent_and_all_of_the_open_sessions()
+    {
+        using var output = new StringWriter();
+        using var progress = new StringWriter();
+        var exit = await Sessionization.Bench.Program.RunAsync(
+            [
+                "--mode", "event-time", "--sections", "touch", "--pending-users", "3000", "--json", "--base-dir", _temp.Combine("bench"),
+                "--host", SessionizeProcess.HostDll,
+            ],
+            output,
+            progress);
+
+        Assert.True(exit == 0, output + "\n" + progress);
+        var report = System.Text.Json.Nodes.JsonNode.Parse(output.ToString())!;
+        Assert.Equal(3000, report["touch_open_sessions"]!.GetValue<long>());
+        foreach (var key in new[] { "touch_one_percent_ms", "touch_one_user_ms", "touch_ten_percent_ms", "touch_all_ms" })
+            Assert.True(report[key]!.GetValue<double>() >= 0, key);
+        // What the ratios mean rests on this: no batch closed a session, so each one's work is its touched users.
+        var touched = Path.Combine(_temp.Combine("bench"), "touch");
+        Assert.Empty(await Sessionization.Persistence.Tables.SessionTable.Completed(touched).ReadAllAsync());
+        Assert.Equal(3000, (await Sessionization.Persistence.Tables.SessionTable.Pending(touched).ReadBatchAsync(4)).Count);
+    }
+
     public void Dispose() => _temp.Dispose();
 }
