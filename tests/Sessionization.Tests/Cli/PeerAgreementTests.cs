@@ -53,7 +53,7 @@ public sealed class PeerAgreementTests : IDisposable
         // Of two, the median is their mean (the times are reported rounded to milliseconds).
         Assert.InRange(report["worker_s"]!.GetValue<double>() - ((workers[0] + workers[1]) / 2), -0.002, 0.002);
         Assert.InRange(report["worker_peer_s"]!.GetValue<double>() - ((peers[0] + peers[1]) / 2), -0.002, 0.002);
-        // Each repeat starts from nothing: the second worker's directory holds its own tables, not the first's.
+        // Each repeat has a directory of its own, where the second worker wrote its tables from nothing.
         Assert.True(Directory.Exists(Path.Combine(_temp.Combine("bench"), "main", "worker", "2", "sessions")));
         Assert.Equal(2, progress.ToString().Split('\n').Count(l => l.StartsWith("worker ", StringComparison.Ordinal) && l.Contains("outputs agree: yes", StringComparison.Ordinal)));
     }
