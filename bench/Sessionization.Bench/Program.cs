@@ -214,11 +214,7 @@ public static class Program
                 $"run {run}: {runVisits} visits; ours {oursRun.Wall.TotalSeconds:F2}s, floor {floor.TotalSeconds:F2}s, peer {peerTime.TotalSeconds:F2}s; {pending.Count} pending, {completed.Count} completed"));
         }
 
-        var pendingFiles = SessionTable.Pending(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Pending(ours).Delta.DataFilePath(f.Path)).ToList();
-        var sessionFiles = SessionTable.Completed(ours).Delta.LoadSnapshot().Files.Select(f => SessionTable.Completed(ours).Delta.DataFilePath(f.Path)).ToList();
-        // In event-time mode pending_sessions holds each batch's changes, which the peer does not keep: sessions are compared.
-        var (pendingMissing, pendingExtra) = eventTimePeer is null ? peer.Compare("peer_pending", pendingFiles) : (0, 0);
-        var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
+        var (pendingMissing, pendingExtra, sessionsMissing, sessionsExtra) = Disagreement(peer, eventTimePeer, ours);
         var agree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
         if (o.Sections.Contains("worker"))
             agree &= await WorkerComparisonAsync(o, host, workload, peer, eventTimePeer, Path.Combine(dir, "worker"), report, log);
@@ -293,7 +289,8 @@ public static class Program
             var (wall, workerPeak) = await TimeWorkerAsync(o, host, repeatDir);
             peerTime ??= TimePeer(o, slices, peerPath);
             peak = Math.Max(peak, workerPeak);
-            var outputsAgree = WorkerAgrees(peer, eventTimePeer, repeatDir);
+            var (pendingMissing, pendingExtra, sessionsMissing, sessionsExtra) = Disagreement(peer, eventTimePeer, repeatDir);
+            var outputsAgree = pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
             agree &= outputsAgree;
             workerTimes.Add(wall);
             peerTimes.Add(peerTime.Value);
@@ -345,17 +342,11 @@ public static class Program
     private static double TimePeer(Options o, List<List<string>> slices, string path)
     {
         var total = TimeSpan.Zero;
-        if (o.EventTime is { } et)
+        using (var eventTime = o.EventTime is { } et ? new EventTimePeer(path, et.GapMicros, et.MaxDurationMicros, 0) : null)
+        using (var batches = eventTime is null ? new DuckDbPeer(path) : null)
         {
-            using var timed = new EventTimePeer(path, et.GapMicros, et.MaxDurationMicros, 0);
             for (var run = 0; run < slices.Count; run++)
-                total += timed.Run(run, slices[run]);
-        }
-        else
-        {
-            using var timed = new DuckDbPeer(path);
-            for (var run = 0; run < slices.Count; run++)
-                total += timed.Run(run, slices[run]);
+                total += eventTime?.Run(run, slices[run]) ?? batches!.Run(run, slices[run]);
         }
 
         File.Delete(path);
@@ -363,15 +354,20 @@ public static class Program
         return total.TotalSeconds;
     }
 
-    /// <summary>Whether the worker's tables in <paramref name="dir"/> hold what the main section's peer computed.</summary>
-    private static bool WorkerAgrees(DuckDbPeer peer, EventTimePeer? eventTimePeer, string dir)
+    /// <summary>
+    /// The rows of ours in <paramref name="dir"/> that the peer's tables lack (missing) or do not have (extra). In
+    /// event-time mode <c>pending_sessions</c> holds each batch's changes, which the peer does not keep: only
+    /// <c>sessions</c> is compared.
+    /// </summary>
+    private static (long PendingMissing, long PendingExtra, long SessionsMissing, long SessionsExtra) Disagreement(
+        DuckDbPeer peer, EventTimePeer? eventTimePeer, string dir)
     {
         var pending = SessionTable.Pending(dir);
         var completed = SessionTable.Completed(dir);
         var (pendingMissing, pendingExtra) = eventTimePeer is null ? peer.Compare("peer_pending", [.. pending.Delta.LoadSnapshot().Files.Select(f => pending.Delta.DataFilePath(f.Path))]) : (0, 0);
         List<string> sessionFiles = [.. completed.Delta.LoadSnapshot().Files.Select(f => completed.Delta.DataFilePath(f.Path))];
         var (sessionsMissing, sessionsExtra) = eventTimePeer?.Compare(sessionFiles) ?? peer.Compare("peer_sessions", sessionFiles);
-        return pendingMissing + pendingExtra + sessionsMissing + sessionsExtra == 0;
+        return (pendingMissing, pendingExtra, sessionsMissing, sessionsExtra);
     }
 
     private static double Median(List<double> values)
